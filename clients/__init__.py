@@ -1,0 +1,1 @@
+"""Python client, CLI and batch runner."""

@@ -1,0 +1,1 @@
+"""Cross-lingual retrieval: embedders, FAISS collections, document store."""

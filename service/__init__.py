@@ -1,0 +1,1 @@
+"""The gRPC server: config, servicers, pipelines, model backends, detection."""

