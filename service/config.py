@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     # Serving
     host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 in containers.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
-    data_dir: Path = Field(Path("xling-data"), description="Collections, cache and assembled models.")
+    data_dir: Path = Field(
+        Path("xling-data"), description="Collections, cache and assembled models."
+    )
     grace_period_s: float = Field(
         20.0, gt=0, description="On SIGTERM, time in-flight calls get to finish."
     )
@@ -70,6 +72,9 @@ class Settings(BaseSettings):
     local_model: str = Field(
         "qwen2.5-coder-1.5b-instruct-q4_k_m",
         description="Embedded GGUF model name, or a path to any GGUF file.",
+    )
+    model_dir: Path | None = Field(
+        None, description="Where embedded models are assembled; default DATA_DIR/models."
     )
     local_n_ctx: int = Field(4096, ge=512, description="Context window of the local model.")
     local_threads: int = Field(2, ge=1, description="CPU threads of the local model.")
@@ -116,6 +121,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
 
     @property
     def resolved_chat_backend(self) -> Literal["local", "mistral"]:

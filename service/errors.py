@@ -96,7 +96,9 @@ class NotFound(XlingError):
 class _Retryable(XlingError):
     """An error the caller may retry after ``retry_after_s`` seconds."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None, reason: str = "") -> None:
+    def __init__(
+        self, message: str, *, retry_after_s: float | None = None, reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
         self.reason = reason
@@ -108,7 +110,9 @@ class _Retryable(XlingError):
             delay.FromNanoseconds(int(self.retry_after_s * 1e9))
             details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
         if self.reason:
-            details.append(_pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN)))
+            details.append(
+                _pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN))
+            )
         return details
 
 

@@ -39,7 +39,7 @@ class BlockingExecutor:
     @property
     def pending(self) -> int:
         """Jobs running or waiting."""
-        return self.capacity - self._slots._value  # noqa: SLF001 - no public reader exists
+        return self.capacity - self._slots._value
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         if not self._slots.acquire(blocking=False):

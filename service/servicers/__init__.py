@@ -1,1 +1,1 @@
-"""."""
+"""One servicer per gRPC service: protobuf in, pipeline calls, protobuf out."""

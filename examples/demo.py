@@ -1,0 +1,74 @@
+"""The README's first command: a server on the embedded defaults, and sample calls.
+
+Starts ``xling serve`` on a free loopback port with ``xling-data/demo`` as its
+data directory (no network, no API key), runs the CLI as a user would and
+prints each command with its output, then stops the server with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from xling.clients import Client, XlingError
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "examples" / "data" / "docs.jsonl"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(server: subprocess.Popen[bytes], target: str) -> None:
+    with Client(target, timeout=2) as client:
+        while True:
+            if server.poll() is not None:
+                sys.exit("xling serve exited; see its log above")
+            try:
+                client.list_languages()
+                return
+            except XlingError:
+                time.sleep(0.5)
+
+
+def run(target: str, *args: str) -> None:
+    print(f"\n$ xling {shlex.join(args)}", flush=True)
+    env = {**os.environ, "XLING_TARGET": target}
+    subprocess.run([sys.executable, "-m", "xling.clients.cli", *args], env=env, check=False)
+
+
+def main() -> None:
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    print(f"Starting xling serve on {target} (embedded models; the first start assembles them)")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "xling.clients.cli", "serve", "--port", str(port),
+         "--data-dir", str(ROOT / "xling-data" / "demo"), "--log-format", "text"],
+        env={**os.environ, "XLING_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    try:
+        wait_ready(server, target)
+        run(target, "detect", "Guten Morgen!", "Merci beaucoup", "お疲れ様です", "Добрый вечер")
+        run(target, "detect", "--json", "Obrigado pela ajuda")
+        run(target, "translate", "--to", "fr", "Your order has shipped.", "Hello {name}!")
+        run(target, "translate", "--to", "de", "--html", "<p>Click <b>here</b> to reset your password.</p>")
+        run(target, "index", "demo", str(DOCS))
+        run(target, "search", "demo", "¿Cuánto dura la garantía?", "--top-k", "3",
+            "--rerank", "--summarize")  # fmt: skip
+        run(target, "stats", "demo")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Shared fixtures: a real xling server on loopback, and clients for it.
+
+The server runs in a thread with its own event loop, so tests can use the
+blocking ``xling.clients.Client`` exactly as a caller would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from xling.clients import Client
+from xling.service.config import Settings, load_settings
+from xling.service.server import XlingServer, create_server
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+class ServerThread:
+    """Starts ``create_server`` on a private event loop in a daemon thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.server: XlingServer = self.run(create_server(settings))
+        self.target = f"127.0.0.1:{self.server.port}"
+
+    def run(self, coroutine):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=600)
+
+    def stop(self) -> None:
+        self.run(self.server.stop(grace_s=5))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> Path:
+    """Where embedded models are assembled once for the whole test run."""
+    path = ROOT / ".pytest_cache" / "xling-models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[ServerThread]:
+    settings = load_settings(
+        host="127.0.0.1", port=0, data_dir=tmp_path_factory.mktemp("data"),
+        model_dir=model_cache, log_format="text",
+    )  # fmt: skip
+    thread = ServerThread(settings)
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture
+def client(server: ServerThread) -> Iterator[Client]:
+    with Client(server.target, timeout=60) as c:
+        yield c
