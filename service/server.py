@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from xling.service.auth import ApiKeyInterceptor, load_key_digests
 from xling.service.config import Settings
 from xling.service.errors import ConfigurationError
 from xling.service.interceptors import RequestContextInterceptor
@@ -42,20 +43,28 @@ class XlingServer:
     port: int
     health: health_aio.HealthServicer
     runtime: Runtime
+    owns_runtime: bool
 
     async def stop(self, grace_s: float) -> None:
         """Reports NOT_SERVING, lets in-flight calls finish for up to ``grace_s``
-        while refusing new ones, then releases the models."""
+        while refusing new ones, then releases the models it loaded."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
-        await self.runtime.aclose()
+        if self.owns_runtime:
+            await self.runtime.aclose()
 
 
 async def create_server(settings: Settings, runtime: Runtime | None = None) -> XlingServer:
     """Loads the models (unless ``runtime`` is given), binds and starts serving."""
+    key_digests = load_key_digests(settings)
+    owns_runtime = runtime is None
     runtime = runtime or await Runtime.start(settings)
+    # The request context runs first so refused calls are logged with an id.
+    interceptors: list[grpc.aio.ServerInterceptor] = [RequestContextInterceptor()]
+    if key_digests:
+        interceptors.append(ApiKeyInterceptor(key_digests))
     server = grpc.aio.server(
-        interceptors=[RequestContextInterceptor()],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -76,12 +85,13 @@ async def create_server(settings: Settings, runtime: Runtime | None = None) -> X
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as exc:
-        await runtime.aclose()
+        if owns_runtime:
+            await runtime.aclose()
         raise ConfigurationError("port", f"cannot listen on {address}: {exc}") from exc
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return XlingServer(server, port, health, runtime)
+    return XlingServer(server, port, health, runtime, owns_runtime)
 
 
 async def serve(settings: Settings) -> None:

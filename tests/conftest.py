@@ -16,6 +16,7 @@ import pytest
 
 from xling.clients import Client
 from xling.service.config import Settings, load_settings
+from xling.service.runtime import Runtime
 from xling.service.server import XlingServer, create_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,12 +28,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 class ServerThread:
     """Starts ``create_server`` on a private event loop in a daemon thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.server: XlingServer = self.run(create_server(settings))
+        self.server: XlingServer = self.run(create_server(settings, runtime))
         self.target = f"127.0.0.1:{self.server.port}"
 
     def run(self, coroutine):  # type: ignore[no-untyped-def]

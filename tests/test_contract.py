@@ -32,3 +32,11 @@ def test_every_package_folder_is_packaged() -> None:
             relative = init.parent.relative_to(folder).parts
             found.add(".".join((name, *relative)))
     assert found == set(config["packages"])
+
+
+def test_configuration_reference_lists_every_setting() -> None:
+    from xling.service.config import Settings
+
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`XLING_{name.upper()}`" not in reference]
+    assert not missing, f"document these settings in docs/configuration.md: {missing}"
