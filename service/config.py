@@ -90,7 +90,27 @@ class Settings(BaseSettings):
         "mistral-large-latest",
         description="Mistral model id; mistral-large-2407 pins the model card's version.",
     )
-    mistral_timeout_s: float = Field(60.0, gt=0, description="Per-call timeout to Mistral.")
+    mistral_timeout_s: float = Field(
+        60.0, gt=0, description="Bound on one Mistral call, retries included, without a deadline."
+    )
+    mistral_max_retries: int = Field(
+        3, ge=0, description="Retries of a Mistral call after 429, 5xx or a lost connection."
+    )
+
+    # Model calls
+    model_concurrency: int = Field(4, ge=1, description="Model calls in flight at once.")
+    model_queue_size: int = Field(
+        256, ge=0, description="Model calls waiting before RESOURCE_EXHAUSTED."
+    )
+    pack_max_segments: int | None = Field(
+        None,
+        ge=1,
+        description="Segments per translation call; default 32 for Mistral, 1 for the local model.",
+    )
+    pack_max_tokens: int = Field(2048, ge=64, description="Estimated input tokens per call.")
+    translation_temperature: float = Field(
+        0.2, ge=0.0, le=0.3, description="Sampling temperature of translation calls."
+    )
 
     # Embeddings (search)
     embedder: str = Field(

@@ -19,6 +19,8 @@ from xling.service.config import Settings, load_settings
 from xling.service.runtime import Runtime
 from xling.service.server import XlingServer, create_server
 
+from .fakes.mistral_server import mistral_server  # noqa: F401 - a fixture for every module
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -1,0 +1,1 @@
+"""Fake backends on loopback, speaking the real wire formats."""
