@@ -20,6 +20,10 @@ from xling.service.errors import ConfigurationError
 from xling.service.executor import BlockingExecutor
 from xling.service.models import create_chat_model
 from xling.service.models.base import ChatModel
+from xling.service.models.gated import GatedChatModel
+from xling.service.translation.memory import TranslationMemory
+from xling.service.translation.packing import PackLimits
+from xling.service.translation.pipeline import TranslationPipeline
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ class Runtime:
     detector: Detector
     chat_model: ChatModel
     embedder: Embedder
+    memory: TranslationMemory
+    translation: TranslationPipeline
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -44,7 +50,11 @@ class Runtime:
             detector = create_detector(settings.detector, seed=settings.detector_seed)
         except ValueError as exc:
             raise ConfigurationError("detector", str(exc)) from exc
-        chat_model = await executor.run(create_chat_model, settings, executor)
+        chat_model = GatedChatModel(
+            await executor.run(create_chat_model, settings, executor),
+            max_active=settings.model_concurrency,
+            max_waiting=settings.model_queue_size,
+        )
         embedder = await executor.run(
             create_embedder, settings.embedder, executor, threads=settings.omp_num_threads
         )
@@ -57,8 +67,27 @@ class Runtime:
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )
-        return cls(settings, executor, detector, chat_model, embedder)
+        memory = TranslationMemory(settings.data_dir / "translation-memory.sqlite3")
+        translation = TranslationPipeline(
+            model=chat_model,
+            pack_limits=_pack_limits(settings),
+            detector=detector,
+            executor=executor,
+            memory=memory,
+            temperature=settings.translation_temperature,
+        )
+        return cls(settings, executor, detector, chat_model, embedder, memory, translation)
 
     async def aclose(self) -> None:
         await self.chat_model.aclose()
         self.executor.shutdown()
+        self.memory.close()
+
+
+def _pack_limits(settings: Settings) -> PackLimits:
+    # A small local model translates best one segment at a time (docs/models.md);
+    # remote APIs gain from sharing one call's instructions across many segments.
+    default = 32 if settings.resolved_chat_backend == "mistral" else 1
+    return PackLimits(
+        max_segments=settings.pack_max_segments or default, max_tokens=settings.pack_max_tokens
+    )

@@ -9,11 +9,11 @@ Servicers call these first and hold no checks of their own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from xling.service import languages
 from xling.service.config import Settings
 from xling.service.errors import InvalidArgument
+from xling.service.translation.pipeline import TranslateOptions
 from xling.v1 import search_pb2, translation_pb2
 
 MIME_TYPES = ("text/plain", "text/html")
@@ -71,17 +71,17 @@ class _Violations:
             raise InvalidArgument(self.items)
 
 
-@dataclass(frozen=True, slots=True)
-class TranslateParams:
-    contents: list[str]
-    source_language_code: str  # "" when each content is to be detected
-    target_language_code: str
-    mime_type: str
+_FORMALITY = {
+    translation_pb2.FORMALITY_UNSPECIFIED: "",
+    translation_pb2.FORMALITY_MORE: "more",
+    translation_pb2.FORMALITY_LESS: "less",
+}
 
 
 def check_translate(
-    request: translation_pb2.TranslateTextRequest, limits: Settings
-) -> TranslateParams:
+    request: translation_pb2.TranslateTextRequest, limits: Settings, model_name: str
+) -> tuple[list[str], TranslateOptions]:
+    """The contents and options; ``model_name`` is the configured chat model's."""
     v = _Violations()
     v.texts("contents", request.contents, limits)
     source = ""
@@ -103,8 +103,22 @@ def check_translate(
             v.add(f"do_not_translate[{i}]", "must not be empty")
     if len(request.context) > limits.max_item_chars:
         v.add("context", f"has more than {limits.max_item_chars} characters")
+    if request.formality not in _FORMALITY:
+        v.add("formality", f"unknown value {request.formality}")
+    backend = model_name.split(":")[0]
+    if request.model and request.model not in (model_name, backend):
+        v.add("model", f"{request.model!r} is not configured; this server runs {model_name!r}")
     v.raise_if_any()
-    return TranslateParams(list(request.contents), source, target, mime_type)
+    options = TranslateOptions(
+        target_language_code=target,
+        source_language_code=source,
+        mime_type=mime_type,
+        glossary=tuple((g.source.strip(), g.target.strip()) for g in request.glossary),
+        do_not_translate=tuple(t.strip() for t in request.do_not_translate),
+        formality=_FORMALITY[request.formality],
+        context=request.context,
+    )
+    return list(request.contents), options
 
 
 def check_detect(request: translation_pb2.DetectLanguageRequest, limits: Settings) -> list[str]:

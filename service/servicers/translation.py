@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from xling.service import languages, validation
 from xling.service.detection import Detector, LanguageScore
-from xling.service.errors import Unimplemented
 from xling.service.runtime import Runtime
 from xling.v1 import translation_pb2, translation_pb2_grpc
 
@@ -22,8 +23,26 @@ class TranslationServicer(translation_pb2_grpc.TranslationServiceServicer):
     async def TranslateText(
         self, request: translation_pb2.TranslateTextRequest, context: grpc.aio.ServicerContext
     ) -> translation_pb2.TranslateTextResponse:
-        validation.check_translate(request, self._runtime.settings)
-        raise Unimplemented("TranslateText is not implemented in this version of xling")
+        runtime = self._runtime
+        contents, options = validation.check_translate(
+            request, runtime.settings, runtime.chat_model.name
+        )
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        results = await runtime.translation.translate(contents, options, deadline=deadline)
+        return translation_pb2.TranslateTextResponse(
+            translations=[
+                translation_pb2.Translation(
+                    translated_text=r.translated_text,
+                    detected_language_code=r.detected_language_code,
+                    detected_language_confidence=r.detected_language_confidence,
+                    model=r.model,
+                    cached=r.cached,
+                    error=r.error,
+                )
+                for r in results
+            ]
+        )
 
     async def DetectLanguage(
         self, request: translation_pb2.DetectLanguageRequest, context: grpc.aio.ServicerContext

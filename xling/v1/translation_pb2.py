@@ -24,37 +24,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1axling/v1/translation.proto\x12\x08xling.v1\"/\n\rGlossaryEntry\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"\x84\x02\n\x14TranslateTextRequest\x12\x10\n\x08\x63ontents\x18\x01 \x03(\t\x12\x1c\n\x14source_language_code\x18\x02 \x01(\t\x12\x1c\n\x14target_language_code\x18\x03 \x01(\t\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12)\n\x08glossary\x18\x05 \x03(\x0b\x32\x17.xling.v1.GlossaryEntry\x12\x18\n\x10\x64o_not_translate\x18\x06 \x03(\t\x12&\n\tformality\x18\x07 \x01(\x0e\x32\x13.xling.v1.Formality\x12\x0f\n\x07\x63ontext\x18\x08 \x01(\t\x12\r\n\x05model\x18\t \x01(\t\"\x8b\x01\n\x0bTranslation\x12\x17\n\x0ftranslated_text\x18\x01 \x01(\t\x12\x1e\n\x16\x64\x65tected_language_code\x18\x02 \x01(\t\x12$\n\x1c\x64\x65tected_language_confidence\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x05 \x01(\x08\"D\n\x15TranslateTextResponse\x12+\n\x0ctranslations\x18\x01 \x03(\x0b\x32\x15.xling.v1.Translation\")\n\x15\x44\x65tectLanguageRequest\x12\x10\n\x08\x63ontents\x18\x01 \x03(\t\"=\n\x10\x44\x65tectedLanguage\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\":\n\tDetection\x12-\n\tlanguages\x18\x01 \x03(\x0b\x32\x1a.xling.v1.DetectedLanguage\"A\n\x16\x44\x65tectLanguageResponse\x12\'\n\ndetections\x18\x01 \x03(\x0b\x32\x13.xling.v1.Detection\"5\n\x14ListLanguagesRequest\x12\x1d\n\x15\x64isplay_language_code\x18\x01 \x01(\t\"i\n\x08Language\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x17\n\x0fsupports_source\x18\x03 \x01(\x08\x12\x17\n\x0fsupports_target\x18\x04 \x01(\x08\">\n\x15ListLanguagesResponse\x12%\n\tlanguages\x18\x01 \x03(\x0b\x32\x12.xling.v1.Language*N\n\tFormality\x12\x19\n\x15\x46ORMALITY_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46ORMALITY_MORE\x10\x01\x12\x12\n\x0e\x46ORMALITY_LESS\x10\x02\x32\x8d\x02\n\x12TranslationService\x12P\n\rTranslateText\x12\x1e.xling.v1.TranslateTextRequest\x1a\x1f.xling.v1.TranslateTextResponse\x12S\n\x0e\x44\x65tectLanguage\x12\x1f.xling.v1.DetectLanguageRequest\x1a .xling.v1.DetectLanguageResponse\x12P\n\rListLanguages\x12\x1e.xling.v1.ListLanguagesRequest\x1a\x1f.xling.v1.ListLanguagesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1axling/v1/translation.proto\x12\x08xling.v1\"/\n\rGlossaryEntry\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\"\x84\x02\n\x14TranslateTextRequest\x12\x10\n\x08\x63ontents\x18\x01 \x03(\t\x12\x1c\n\x14source_language_code\x18\x02 \x01(\t\x12\x1c\n\x14target_language_code\x18\x03 \x01(\t\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12)\n\x08glossary\x18\x05 \x03(\x0b\x32\x17.xling.v1.GlossaryEntry\x12\x18\n\x10\x64o_not_translate\x18\x06 \x03(\t\x12&\n\tformality\x18\x07 \x01(\x0e\x32\x13.xling.v1.Formality\x12\x0f\n\x07\x63ontext\x18\x08 \x01(\t\x12\r\n\x05model\x18\t \x01(\t\"\x9a\x01\n\x0bTranslation\x12\x17\n\x0ftranslated_text\x18\x01 \x01(\t\x12\x1e\n\x16\x64\x65tected_language_code\x18\x02 \x01(\t\x12$\n\x1c\x64\x65tected_language_confidence\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x05 \x01(\x08\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"D\n\x15TranslateTextResponse\x12+\n\x0ctranslations\x18\x01 \x03(\x0b\x32\x15.xling.v1.Translation\")\n\x15\x44\x65tectLanguageRequest\x12\x10\n\x08\x63ontents\x18\x01 \x03(\t\"=\n\x10\x44\x65tectedLanguage\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\":\n\tDetection\x12-\n\tlanguages\x18\x01 \x03(\x0b\x32\x1a.xling.v1.DetectedLanguage\"A\n\x16\x44\x65tectLanguageResponse\x12\'\n\ndetections\x18\x01 \x03(\x0b\x32\x13.xling.v1.Detection\"5\n\x14ListLanguagesRequest\x12\x1d\n\x15\x64isplay_language_code\x18\x01 \x01(\t\"i\n\x08Language\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x17\n\x0fsupports_source\x18\x03 \x01(\x08\x12\x17\n\x0fsupports_target\x18\x04 \x01(\x08\">\n\x15ListLanguagesResponse\x12%\n\tlanguages\x18\x01 \x03(\x0b\x32\x12.xling.v1.Language*N\n\tFormality\x12\x19\n\x15\x46ORMALITY_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46ORMALITY_MORE\x10\x01\x12\x12\n\x0e\x46ORMALITY_LESS\x10\x02\x32\x8d\x02\n\x12TranslationService\x12P\n\rTranslateText\x12\x1e.xling.v1.TranslateTextRequest\x1a\x1f.xling.v1.TranslateTextResponse\x12S\n\x0e\x44\x65tectLanguage\x12\x1f.xling.v1.DetectLanguageRequest\x1a .xling.v1.DetectLanguageResponse\x12P\n\rListLanguages\x12\x1e.xling.v1.ListLanguagesRequest\x1a\x1f.xling.v1.ListLanguagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xling.v1.translation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FORMALITY']._serialized_start=1023
-  _globals['_FORMALITY']._serialized_end=1101
+  _globals['_FORMALITY']._serialized_start=1038
+  _globals['_FORMALITY']._serialized_end=1116
   _globals['_GLOSSARYENTRY']._serialized_start=40
   _globals['_GLOSSARYENTRY']._serialized_end=87
   _globals['_TRANSLATETEXTREQUEST']._serialized_start=90
   _globals['_TRANSLATETEXTREQUEST']._serialized_end=350
   _globals['_TRANSLATION']._serialized_start=353
-  _globals['_TRANSLATION']._serialized_end=492
-  _globals['_TRANSLATETEXTRESPONSE']._serialized_start=494
-  _globals['_TRANSLATETEXTRESPONSE']._serialized_end=562
-  _globals['_DETECTLANGUAGEREQUEST']._serialized_start=564
-  _globals['_DETECTLANGUAGEREQUEST']._serialized_end=605
-  _globals['_DETECTEDLANGUAGE']._serialized_start=607
-  _globals['_DETECTEDLANGUAGE']._serialized_end=668
-  _globals['_DETECTION']._serialized_start=670
-  _globals['_DETECTION']._serialized_end=728
-  _globals['_DETECTLANGUAGERESPONSE']._serialized_start=730
-  _globals['_DETECTLANGUAGERESPONSE']._serialized_end=795
-  _globals['_LISTLANGUAGESREQUEST']._serialized_start=797
-  _globals['_LISTLANGUAGESREQUEST']._serialized_end=850
-  _globals['_LANGUAGE']._serialized_start=852
-  _globals['_LANGUAGE']._serialized_end=957
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=959
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=1021
-  _globals['_TRANSLATIONSERVICE']._serialized_start=1104
-  _globals['_TRANSLATIONSERVICE']._serialized_end=1373
+  _globals['_TRANSLATION']._serialized_end=507
+  _globals['_TRANSLATETEXTRESPONSE']._serialized_start=509
+  _globals['_TRANSLATETEXTRESPONSE']._serialized_end=577
+  _globals['_DETECTLANGUAGEREQUEST']._serialized_start=579
+  _globals['_DETECTLANGUAGEREQUEST']._serialized_end=620
+  _globals['_DETECTEDLANGUAGE']._serialized_start=622
+  _globals['_DETECTEDLANGUAGE']._serialized_end=683
+  _globals['_DETECTION']._serialized_start=685
+  _globals['_DETECTION']._serialized_end=743
+  _globals['_DETECTLANGUAGERESPONSE']._serialized_start=745
+  _globals['_DETECTLANGUAGERESPONSE']._serialized_end=810
+  _globals['_LISTLANGUAGESREQUEST']._serialized_start=812
+  _globals['_LISTLANGUAGESREQUEST']._serialized_end=865
+  _globals['_LANGUAGE']._serialized_start=867
+  _globals['_LANGUAGE']._serialized_end=972
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=974
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=1036
+  _globals['_TRANSLATIONSERVICE']._serialized_start=1119
+  _globals['_TRANSLATIONSERVICE']._serialized_end=1388
 # @@protoc_insertion_point(module_scope)

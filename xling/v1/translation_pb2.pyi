@@ -47,18 +47,20 @@ class TranslateTextRequest(_message.Message):
     def __init__(self, contents: _Optional[_Iterable[str]] = ..., source_language_code: _Optional[str] = ..., target_language_code: _Optional[str] = ..., mime_type: _Optional[str] = ..., glossary: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ..., do_not_translate: _Optional[_Iterable[str]] = ..., formality: _Optional[_Union[Formality, str]] = ..., context: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Translation(_message.Message):
-    __slots__ = ("translated_text", "detected_language_code", "detected_language_confidence", "model", "cached")
+    __slots__ = ("translated_text", "detected_language_code", "detected_language_confidence", "model", "cached", "error")
     TRANSLATED_TEXT_FIELD_NUMBER: _ClassVar[int]
     DETECTED_LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     DETECTED_LANGUAGE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     translated_text: str
     detected_language_code: str
     detected_language_confidence: float
     model: str
     cached: bool
-    def __init__(self, translated_text: _Optional[str] = ..., detected_language_code: _Optional[str] = ..., detected_language_confidence: _Optional[float] = ..., model: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...
+    error: str
+    def __init__(self, translated_text: _Optional[str] = ..., detected_language_code: _Optional[str] = ..., detected_language_confidence: _Optional[float] = ..., model: _Optional[str] = ..., cached: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class TranslateTextResponse(_message.Message):
     __slots__ = ("translations",)

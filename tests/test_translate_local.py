@@ -1,0 +1,131 @@
+"""TranslateText on the embedded local model, checked by an independent detector.
+
+py3langid is not part of xling's detector, so it judges the output language
+without sharing xling's blind spots.
+"""
+
+from __future__ import annotations
+
+import re
+
+import py3langid
+import pytest
+
+from xling.clients import Client
+
+SENTENCES = {
+    ("en", "fr"): [
+        "The meeting has been moved to Thursday afternoon.",
+        "Please check your email to confirm your account.",
+        "The weather is lovely today, let's go for a walk.",
+        "Your package will arrive in three days.",
+        "I would like to book a table for two people.",
+        "The library closes at eight in the evening.",
+        "Thank you for your help with the project.",
+        "We need to buy bread and milk on the way home.",
+    ],
+    ("en", "de"): [
+        "The train to Berlin is running late this morning.",
+        "Could you send me the report by Friday?",
+        "My brother lives in a small house near the lake.",
+        "The museum is free on the first Sunday of the month.",
+        "Please turn off the lights when you leave the room.",
+        "We have updated our privacy policy.",
+        "The children are playing in the garden.",
+        "This restaurant serves the best soup in town.",
+    ],
+    ("en", "zh"): [
+        "The store opens at nine in the morning.",
+        "I am learning to cook new recipes.",
+        "The hotel room has a view of the sea.",
+        "Please keep your ticket until the end of the trip.",
+        "My phone battery is almost empty.",
+        "The teacher explained the lesson very clearly.",
+        "We will celebrate his birthday on Saturday.",
+        "The road is closed because of the snow.",
+    ],
+    ("fr", "en"): [
+        "Le chat dort sur le canapé depuis ce matin.",
+        "Nous partons en vacances à la montagne cet été.",
+        "Pouvez-vous m'indiquer le chemin de la gare ?",
+        "La réunion commence dans dix minutes.",
+        "J'ai oublié mon parapluie dans le bus.",
+        "Ce livre raconte l'histoire d'une famille paysanne.",
+        "Le médecin m'a conseillé de me reposer.",
+        "Les enfants adorent les crêpes au chocolat.",
+    ],
+    ("ja", "en"): [
+        "明日の会議は午後三時に始まります。",
+        "駅までの道を教えていただけますか。",
+        "この本はとても面白かったです。",
+        "週末は家族と海に行きました。",
+        "新しいパソコンを買いたいと思っています。",
+        "雨が降っているので傘を持って行きましょう。",
+        "彼は毎朝公園を走っています。",
+        "このレストランの寿司はとても美味しいです。",
+    ],
+    ("ru", "es"): [
+        "Сегодня вечером мы идём в театр.",
+        "Мой друг работает врачом в больнице.",
+        "Пожалуйста, закройте окно, здесь холодно.",
+        "Этот город известен своими красивыми мостами.",
+        "Я читаю интересную книгу о космосе.",
+        "Магазин закрыт по воскресеньям.",
+        "Дети строят замок из песка на пляже.",
+        "Поезд отправляется через пять минут.",
+    ],
+}
+
+
+def test_output_is_in_the_target_language(client: Client) -> None:
+    total = correct = 0
+    misses = []
+    for (source, target), sentences in SENTENCES.items():
+        response = client.translate_text(sentences, target_language_code=target, timeout=600)
+        for sentence, translation in zip(sentences, response.translations, strict=True):
+            assert translation.detected_language_code == source
+            assert translation.model.startswith("local:")
+            total += 1
+            if not translation.error:
+                language, _ = py3langid.classify(translation.translated_text)
+                if language == target:
+                    correct += 1
+                    continue
+            misses.append((target, sentence, translation.translated_text, translation.error))
+    assert correct / total >= 0.8, misses
+
+
+MARKUP = [
+    ("text/html", "<p>Welcome back, <b>{name}</b>!</p>"),
+    (
+        "text/html",
+        'Read our <a href="https://example.com/terms?lang=en">terms of service</a> first.',
+    ),
+    ("text/html", "<ul><li>Fast shipping</li><li>Free returns</li></ul>"),
+    ("text/plain", "You have {count} new messages."),
+    ("text/plain", "Hello %s, your code is %d."),
+    ("text/plain", "Contact support@example.com or visit https://example.com/help today."),
+    ("text/plain", "The update to version 2.4.1 takes about 30 minutes."),
+    ("text/plain", "Click <0>here</0> to continue, {{user}}."),
+]
+PROTECTED = re.compile(r"<[^>]+>|\{\{?\w+\}\}?|%[sd]|\S+@\S+\.\w+|https?://\S+|\d+(?:\.\d+)*")
+
+
+@pytest.mark.parametrize("target", ["fr", "de"])
+def test_markup_and_placeholders_survive_or_are_reported(client: Client, target: str) -> None:
+    failures = 0
+    for mime_type, text in MARKUP:
+        (translation,) = client.translate_text(
+            [text],
+            target_language_code=target,
+            source_language_code="en",
+            mime_type=mime_type,
+            timeout=300,
+        ).translations
+        if translation.error:
+            failures += 1
+            assert translation.translated_text == ""
+            continue
+        for item in PROTECTED.findall(text):
+            assert translation.translated_text.count(item) == text.count(item), translation
+    assert failures <= 1
