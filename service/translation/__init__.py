@@ -1,0 +1,1 @@
+"""Translation work: masking, packing, memory and the TranslateText pipeline."""
