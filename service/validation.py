@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from xling.index.manager import DocumentInput
 from xling.service import languages
 from xling.service.config import Settings
 from xling.service.errors import InvalidArgument
+from xling.service.search.pipeline import DEFAULT_TOP_K, SearchQuery
 from xling.service.translation.pipeline import TranslateOptions
 from xling.v1 import search_pb2, translation_pb2
 
@@ -145,24 +147,41 @@ def _collection(v: _Violations, name: str) -> str:
     return name
 
 
-def check_index(request: search_pb2.IndexDocumentsRequest, limits: Settings) -> str:
+def check_index(
+    request: search_pb2.IndexDocumentsRequest, limits: Settings
+) -> tuple[str, list[DocumentInput]]:
     v = _Violations()
     collection = _collection(v, request.collection)
     v.texts("documents.text", [d.text for d in request.documents], limits)
     seen: set[str] = set()
+    documents = []
     for i, document in enumerate(request.documents):
         if not document.id or len(document.id) > MAX_ID_CHARS:
             v.add(f"documents[{i}].id", f"must be 1-{MAX_ID_CHARS} characters")
         elif document.id in seen:
             v.add(f"documents[{i}].id", f"duplicate id {document.id!r} in one request")
         seen.add(document.id)
+        language = ""
         if document.language_code:
-            v.language(f"documents[{i}].language_code", document.language_code)
+            language = v.language(f"documents[{i}].language_code", document.language_code)
+        if len(document.title) > limits.max_item_chars:
+            v.add(f"documents[{i}].title", f"has more than {limits.max_item_chars} characters")
+        documents.append(
+            DocumentInput(
+                id=document.id,
+                text=document.text,
+                title=document.title,
+                language_code=language,
+                metadata=dict(document.metadata),
+            )
+        )
     v.raise_if_any()
-    return collection
+    return collection, documents
 
 
-def check_delete(request: search_pb2.DeleteDocumentsRequest, limits: Settings) -> str:
+def check_delete(
+    request: search_pb2.DeleteDocumentsRequest, limits: Settings
+) -> tuple[str, list[str]]:
     v = _Violations()
     collection = _collection(v, request.collection)
     if not request.ids:
@@ -170,10 +189,10 @@ def check_delete(request: search_pb2.DeleteDocumentsRequest, limits: Settings) -
     elif len(request.ids) > limits.max_items:
         v.add("ids", f"has {len(request.ids)} items; at most {limits.max_items} are allowed")
     v.raise_if_any()
-    return collection
+    return collection, list(dict.fromkeys(request.ids))
 
 
-def check_search(request: search_pb2.SearchRequest, limits: Settings) -> str:
+def check_search(request: search_pb2.SearchRequest, limits: Settings) -> SearchQuery:
     v = _Violations()
     collection = _collection(v, request.collection)
     if not request.query.strip():
@@ -182,14 +201,27 @@ def check_search(request: search_pb2.SearchRequest, limits: Settings) -> str:
         v.add("query", f"has more than {limits.max_item_chars} characters")
     if not 0 <= request.top_k <= MAX_TOP_K:
         v.add("top_k", f"must be between 1 and {MAX_TOP_K} (0 means 10); got {request.top_k}")
+    query_language = summary_language = ""
     if request.query_language_code:
-        v.language("query_language_code", request.query_language_code)
+        query_language = v.language("query_language_code", request.query_language_code)
     if request.summary_language_code:
-        v.language("summary_language_code", request.summary_language_code, target=True)
-    for i, code in enumerate(request.language_codes):
-        v.language(f"language_codes[{i}]", code)
+        summary_language = v.language(
+            "summary_language_code", request.summary_language_code, target=True
+        )
+    codes = [v.language(f"language_codes[{i}]", c) for i, c in enumerate(request.language_codes)]
     v.raise_if_any()
-    return collection
+    return SearchQuery(
+        collection=collection,
+        query=request.query,
+        query_language_code=query_language,
+        top_k=request.top_k or DEFAULT_TOP_K,
+        language_codes=tuple(languages.base(c) for c in codes),
+        metadata_filter=dict(request.metadata_filter),
+        rerank=request.rerank,
+        summarize=request.summarize,
+        summary_language_code=summary_language,
+        translate_hits=request.translate_hits,
+    )
 
 
 def check_stats(request: search_pb2.GetCollectionStatsRequest) -> str:

@@ -33,6 +33,7 @@ from .fakes.mistral_server import (
 )
 
 API_KEY = "test-mistral-key"
+NUMBER_WORDS = [f"item{n}" for n in range(24)]
 
 
 def french(text: str) -> str:
@@ -99,9 +100,7 @@ def test_wire_format_and_user_text_only_in_data(client: Client, fake: FakeMistra
 
 
 def test_many_segments_share_a_call(client: Client, fake: FakeMistralServer) -> None:
-    contents = [f"Short UI string number {word}" for word in ("one two three four five six seven "
-                "eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
-                "nineteen twenty twentyone twentytwo twentythree twentyfour").split()]  # fmt: skip
+    contents = [f"Short UI string for {n}" for n in NUMBER_WORDS]
     results, calls = translate(client, fake, contents)
     assert len(calls) == 1
     assert len(payload(calls[0])["segments"]) == 24
@@ -132,7 +131,10 @@ def test_missing_and_garbled_ids_are_repaired(client: Client, fake: FakeMistralS
 
 
 def test_markup_and_placeholders_survive(client: Client, fake: FakeMistralServer) -> None:
-    html = '<p>Hello <b>{name}</b>, see <a href="https://example.com/a?b=1&amp;c=2">your order 1234</a>.</p>'
+    html = (
+        '<p>Hello <b>{name}</b>, see <a href="https://example.com/a?b=1&amp;c=2">'
+        "your order 1234</a>.</p>"
+    )
     plain = "You have %d new messages from %(sender)s; mail support@example.com"
     (html_out,), calls = translate(client, fake, [html], mime_type="text/html")
     sent = payload(calls[0])["segments"][0]["text"]

@@ -32,9 +32,8 @@ class GatedChatModel:
         return self._waiting
 
     async def complete(self, messages: list[ChatMessage], **options: Any) -> ChatResult:
-        if self._active.locked():
-            if self._waiting >= self._max_waiting:
-                raise ResourceExhausted(
+        if self._active.locked() and self._waiting >= self._max_waiting:
+            raise ResourceExhausted(
                     f"too many model calls waiting for {self.name}",
                     retry_after_s=self._retry_after_s,
                     reason="MODEL_QUEUE_FULL",

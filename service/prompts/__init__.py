@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-CURRENT = {"translate": "v1"}
+CURRENT = {"translate": "v1", "rerank": "v1", "summarize": "v1"}
 
 
 @dataclass(frozen=True, slots=True)

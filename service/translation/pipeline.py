@@ -205,7 +205,9 @@ class TranslationPipeline:
             try:
                 shared = await asyncio.wait_for(asyncio.shield(future), remaining)
             except TimeoutError as exc:
-                raise DeadlineExceeded("deadline exceeded waiting for a shared translation") from exc
+                raise DeadlineExceeded(
+                    "deadline exceeded waiting for a shared translation"
+                ) from exc
             unit.translation, unit.error = shared.translation, shared.error
 
     async def _translate_units(
@@ -221,7 +223,11 @@ class TranslationPipeline:
         await asyncio.gather(*calls)
 
     async def _translate_pack(
-        self, units: list[_Unit], options: TranslateOptions, deadline: float | None, attempt: int = 1
+        self,
+        units: list[_Unit],
+        options: TranslateOptions,
+        deadline: float | None,
+        attempt: int = 1,
     ) -> None:
         """Translates a pack; failures are split and retried, down to single segments."""
         failures = await self._call_model(units, options, deadline)
@@ -295,9 +301,7 @@ class _MaskedContent:
         core = text.strip()
         start = text.find(core) if core else len(text)
         glossary = dict(options.glossary)
-        masked = mask(
-            core, html=options.html, keep_terms=(*options.do_not_translate, *glossary)
-        )
+        masked = mask(core, html=options.html, keep_terms=(*options.do_not_translate, *glossary))
         targets = tuple(glossary.get(span, span) for span in masked.spans)
         return cls(text[:start], masked, replace(masked, spans=targets), text[start + len(core) :])
 
@@ -394,5 +398,9 @@ def _glossary_tokens(units: list[_Unit], options: TranslateOptions) -> list[dict
         for number, span in enumerate(unit.masked.spans):
             if span in glossary:
                 token = token_text(number)
-                entries[f"{token}={span}"] = {"token": token, "source": span, "target": glossary[span]}
+                entries[f"{token}={span}"] = {
+                    "token": token,
+                    "source": span,
+                    "target": glossary[span],
+                }
     return list(entries.values())

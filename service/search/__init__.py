@@ -1,0 +1,1 @@
+"""Cross-lingual search: retrieval, fusion, model rerank and summary over xling.index."""

@@ -1,0 +1,198 @@
+"""The search side of the service: indexing with detection, hybrid retrieval,
+model rerank, hit translation and a cited summary.
+
+Retrieval runs a dense (embedding) and a lexical (BM25) search over the
+collection and fuses their rankings; the lexical side rescues exact names
+and numbers that a small multilingual embedder blurs, the dense side finds
+answers in other languages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from xling.index.embedders.base import Embedder
+from xling.index.manager import ChunkHit, CollectionInfo, CollectionManager, DocumentInput
+from xling.service.detection import UNDETERMINED, Detector
+from xling.service.errors import DeadlineExceeded
+from xling.service.executor import BlockingExecutor
+from xling.service.models.base import ChatModel
+from xling.service.search import judge
+from xling.service.search.fusion import reciprocal_rank_fusion
+from xling.service.translation.pipeline import TranslateOptions, TranslationPipeline
+
+DEFAULT_TOP_K = 10
+# Answers in an unknown language fall back to English.
+FALLBACK_LANGUAGE = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    collection: str
+    query: str
+    query_language_code: str = ""
+    top_k: int = DEFAULT_TOP_K
+    language_codes: tuple[str, ...] = ()
+    metadata_filter: Mapping[str, str] = field(default_factory=dict)
+    rerank: bool = False
+    summarize: bool = False
+    summary_language_code: str = ""
+    translate_hits: bool = False
+
+
+@dataclass(slots=True)
+class Hit:
+    chunk: ChunkHit
+    score: float
+    rerank_score: float | None = None
+    translated_text: str = ""
+
+
+@dataclass(slots=True)
+class SearchResult:
+    query_language_code: str
+    hits: list[Hit]
+    summary: judge.Answer | None = None
+    summary_language_code: str = ""
+    model: str = ""
+
+
+class SearchPipeline:
+    def __init__(
+        self,
+        *,
+        collections: CollectionManager,
+        embedder: Embedder,
+        detector: Detector,
+        executor: BlockingExecutor,
+        model: ChatModel,
+        translation: TranslationPipeline,
+        candidates: int = 50,
+        rerank_candidates: int = 10,
+    ) -> None:
+        self.collections = collections
+        self._embedder = embedder
+        self._detector = detector
+        self._executor = executor
+        self._model = model
+        self._translation = translation
+        self._candidates = candidates
+        self._rerank_candidates = rerank_candidates
+
+    async def index(self, collection: str, documents: Sequence[DocumentInput]) -> tuple[int, int]:
+        """Detects missing document languages, then upserts durably."""
+        undetected = [d for d in documents if not d.language_code]
+        if undetected:
+            codes = await self._executor.run(
+                lambda: [self._detector.detect(f"{d.title}\n{d.text}", 1)[0] for d in undetected]
+            )
+            detected = {
+                d.id: score.language_code for d, score in zip(undetected, codes, strict=True)
+            }
+            documents = [
+                DocumentInput(d.id, d.text, d.title, detected[d.id], d.metadata)
+                if not d.language_code
+                else d
+                for d in documents
+            ]
+        return await self.collections.index(collection, list(documents))
+
+    async def delete(self, collection: str, ids: Sequence[str]) -> int:
+        return await self.collections.delete(collection, list(ids))
+
+    async def stats(self, collection: str) -> CollectionInfo:
+        return await self.collections.info(collection)
+
+    async def search(self, query: SearchQuery, *, deadline: float | None) -> SearchResult:
+        language = query.query_language_code or await self._detect(query.query)
+        vector = (await self._embedder.embed_queries([query.query]))[0]
+        filters = {"language_codes": query.language_codes, "metadata_filter": query.metadata_filter}
+        dense, lexical = await asyncio.gather(
+            self.collections.dense_search(query.collection, vector, self._candidates, **filters),
+            self.collections.lexical_search(
+                query.collection, query.query, self._candidates, **filters
+            ),
+        )
+        by_id = {hit.chunk_id: hit for hit in (*dense, *lexical)}
+        fused = reciprocal_rank_fusion([[h.chunk_id for h in dense], [h.chunk_id for h in lexical]])
+        hits = [Hit(by_id[chunk_id], score) for chunk_id, score in fused]
+        result = SearchResult(language, hits)
+        if query.rerank and hits:
+            await self._rerank(query, result, deadline)
+        result.hits = result.hits[: query.top_k or DEFAULT_TOP_K]
+        answer_language = language if language != UNDETERMINED else FALLBACK_LANGUAGE
+        tasks = []
+        if query.translate_hits and result.hits:
+            tasks.append(self._translate_hits(result.hits, answer_language, deadline))
+        if query.summarize and result.hits:
+            result.summary_language_code = query.summary_language_code or answer_language
+            tasks.append(self._summarize(query, result, deadline))
+        await asyncio.gather(*tasks)
+        if query.rerank or query.summarize or query.translate_hits:
+            result.model = self._model.name
+        return result
+
+    async def _detect(self, text: str) -> str:
+        scores = await self._executor.run(self._detector.detect, text, 1)
+        return scores[0].language_code
+
+    async def _rerank(
+        self, query: SearchQuery, result: SearchResult, deadline: float | None
+    ) -> None:
+        head = result.hits[: self._rerank_candidates]
+        passages = [judge.Passage(str(h.chunk.chunk_id), _passage_text(h.chunk)) for h in head]
+        scores = await judge.rerank(
+            self._model, query.query, passages, timeout_s=_remaining(deadline)
+        )
+        for hit in head:
+            hit.rerank_score = scores[str(hit.chunk.chunk_id)]
+        # Stable sort: equal model scores keep their retrieval order.
+        head.sort(key=lambda h: h.rerank_score or 0.0, reverse=True)
+        result.hits = head + result.hits[self._rerank_candidates :]
+
+    async def _translate_hits(self, hits: list[Hit], target: str, deadline: float | None) -> None:
+        by_source: dict[str, list[Hit]] = {}
+        for hit in hits:
+            by_source.setdefault(hit.chunk.language_code or "", []).append(hit)
+        for source, group in by_source.items():
+            options = TranslateOptions(
+                target_language_code=target,
+                source_language_code=source if source != UNDETERMINED else "",
+            )
+            results = await self._translation.translate(
+                [h.chunk.text for h in group], options, deadline=deadline
+            )
+            for hit, translated in zip(group, results, strict=True):
+                hit.translated_text = translated.translated_text
+
+    async def _summarize(
+        self, query: SearchQuery, result: SearchResult, deadline: float | None
+    ) -> None:
+        # Citations name documents; a document's passages are judged together.
+        texts: dict[str, list[str]] = {}
+        for hit in result.hits:
+            texts.setdefault(hit.chunk.document_id, []).append(_passage_text(hit.chunk))
+        passages = [judge.Passage(doc_id, "\n".join(parts)) for doc_id, parts in texts.items()]
+        result.summary = await judge.summarize(
+            self._model,
+            query.query,
+            passages,
+            language_code=result.summary_language_code,
+            timeout_s=_remaining(deadline),
+        )
+
+
+def _passage_text(chunk: ChunkHit) -> str:
+    return f"{chunk.title}: {chunk.text}" if chunk.title else chunk.text
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise DeadlineExceeded("deadline exceeded before the model call")
+    return remaining
