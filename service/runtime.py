@@ -102,6 +102,8 @@ class Runtime:
             translation=translation,
             candidates=settings.search_candidates,
             rerank_candidates=settings.rerank_candidates,
+            dense_weight=settings.dense_weight,
+            lexical_weight=settings.lexical_weight,
         )
         return cls(settings, executor, detector, chat_model, embedder, memory, translation, search)
 

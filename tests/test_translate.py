@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from xling.clients import Client, DeadlineExceeded, RateLimited, Unavailable
 from xling.service.config import load_settings
+from xling.service.translation.masking import mask
 from xling.v1 import translation_pb2
 
 from .conftest import ServerThread
@@ -96,7 +97,8 @@ def test_wire_format_and_user_text_only_in_data(client: Client, fake: FakeMistra
     system, user = body["messages"]
     assert system["role"] == "system" and hostile not in system["content"]
     assert user["role"] == "user"
-    assert payload(request)["segments"] == [{"id": "s0", "text": hostile}]
+    # The JSON-looking part is a brace placeholder, so it travels masked.
+    assert payload(request)["segments"] == [{"id": "s0", "text": mask(hostile, html=False).text}]
 
 
 def test_many_segments_share_a_call(client: Client, fake: FakeMistralServer) -> None:

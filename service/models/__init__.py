@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xling.service.config import Settings
-from xling.service.errors import ConfigurationError
 from xling.service.executor import BlockingExecutor
 from xling.service.models.base import ChatModel
 

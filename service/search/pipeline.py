@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from xling.index.embedders.base import Embedder
 from xling.index.manager import ChunkHit, CollectionInfo, CollectionManager, DocumentInput
@@ -72,6 +73,8 @@ class SearchPipeline:
         translation: TranslationPipeline,
         candidates: int = 50,
         rerank_candidates: int = 10,
+        dense_weight: float = 1.0,
+        lexical_weight: float = 0.5,
     ) -> None:
         self.collections = collections
         self._embedder = embedder
@@ -81,6 +84,7 @@ class SearchPipeline:
         self._translation = translation
         self._candidates = candidates
         self._rerank_candidates = rerank_candidates
+        self._weights = (dense_weight, lexical_weight)
 
     async def index(self, collection: str, documents: Sequence[DocumentInput]) -> tuple[int, int]:
         """Detects missing document languages, then upserts durably."""
@@ -109,11 +113,14 @@ class SearchPipeline:
     async def search(self, query: SearchQuery, *, deadline: float | None) -> SearchResult:
         language = query.query_language_code or await self._detect(query.query)
         vector = (await self._embedder.embed_queries([query.query]))[0]
-        filters = {"language_codes": query.language_codes, "metadata_filter": query.metadata_filter}
+        filters: dict[str, Any] = {
+            "language_codes": query.language_codes,
+            "metadata_filter": query.metadata_filter,
+        }
         dense, lexical = await asyncio.gather(
-            self.collections.dense_search(query.collection, vector, self._candidates, **filters),
-            self.collections.lexical_search(
-                query.collection, query.query, self._candidates, **filters
+            self._retrieve(self.collections.dense_search, 0, query.collection, vector, filters),
+            self._retrieve(
+                self.collections.lexical_search, 1, query.collection, query.query, filters
             ),
         )
         by_id = {hit.chunk_id: hit for hit in (*dense, *lexical)}
@@ -134,6 +141,18 @@ class SearchPipeline:
         if query.rerank or query.summarize or query.translate_hits:
             result.model = self._model.name
         return result
+
+    async def _retrieve(
+        self,
+        retriever: Callable[..., Awaitable[list[ChunkHit]]],
+        weight_index: int,
+        collection: str,
+        query: object,
+        filters: dict[str, Any],
+    ) -> list[ChunkHit]:
+        if self._weights[weight_index] == 0:
+            return []
+        return await retriever(collection, query, self._candidates, **filters)
 
     async def _detect(self, text: str) -> str:
         scores = await self._executor.run(self._detector.detect, text, 1)
