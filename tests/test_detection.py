@@ -1,0 +1,346 @@
+"""Language detection with the real models: accuracy on held-out short phrases,
+determinism, thread safety, awkward input, script rules and the registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from xling.service.detection import (
+    DETECTOR_NAMES,
+    UNDETERMINED,
+    Detector,
+    LanguageScore,
+    create_detector,
+    fasttext_detector,
+)
+from xling.service.detection.ensemble import EnsembleDetector
+from xling.service.detection.script_rules import (
+    MAX_MODEL_CHARS,
+    ScriptDetector,
+    clean_text,
+    dominant_script,
+)
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _phrases(name: str) -> list[tuple[str, str]]:
+    lines = (DATA / name).read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "lang\ttext"
+    return [(lang, text) for lang, text in (line.split("\t", 1) for line in lines[1:] if line)]
+
+
+HELDOUT = _phrases("phrases_heldout.tsv")
+TUNE = _phrases("phrases_tune.tsv")
+
+
+@pytest.fixture(scope="module")
+def detectors() -> dict[str, Detector]:
+    return {name: create_detector(name, seed=0) for name in DETECTOR_NAMES}
+
+
+@pytest.fixture(scope="module")
+def ensemble_tops(detectors: dict[str, Detector]) -> list[LanguageScore]:
+    return [detectors["ensemble"].detect(text, 1)[0] for _, text in HELDOUT]
+
+
+def _accuracy(detector: Detector, phrases: list[tuple[str, str]]) -> float:
+    hits = sum(detector.detect(text, 1)[0].language_code == lang for lang, text in phrases)
+    return hits / len(phrases)
+
+
+def _check_ranking(scores: list[LanguageScore], top_k: int, supported: frozenset[str]) -> None:
+    assert 1 <= len(scores) <= max(top_k, 1)
+    confidences = [score.confidence for score in scores]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(0.0 <= c <= 1.0 for c in confidences)
+    assert sum(confidences) <= 1.0 + 1e-9
+    for score in scores:
+        assert score.language_code == UNDETERMINED or score.language_code in supported
+
+
+def test_phrase_sets_are_distinct_and_cover_the_languages() -> None:
+    assert not {text.casefold() for _, text in HELDOUT} & {text.casefold() for _, text in TUNE}
+    for phrases, least in ((HELDOUT, 8), (TUNE, 6)):
+        counts: dict[str, int] = {}
+        for lang, _ in phrases:
+            counts[lang] = counts.get(lang, 0) + 1
+        assert len(counts) >= 22
+        assert min(counts.values()) >= least
+    required = "en fr de es it pt nl sv pl ru uk cs tr ar fa hi zh ja ko vi id el he th ro hu fi da"
+    assert set(required.split(" ")) <= {lang for lang, _ in HELDOUT}
+
+
+def test_ensemble_heldout_accuracy(ensemble_tops: list[LanguageScore]) -> None:
+    hits = sum(
+        top.language_code == lang for top, (lang, _) in zip(ensemble_tops, HELDOUT, strict=True)
+    )
+    assert hits / len(HELDOUT) >= 0.95
+
+
+def test_langdetect_baseline_is_measured_on_the_same_phrases(
+    detectors: dict[str, Detector],
+) -> None:
+    # A comparison, not a bar: bench/detect_bench.py reports it beside the ensemble.
+    assert 0.0 < _accuracy(detectors["langdetect"], HELDOUT) <= 1.0
+
+
+def test_ensemble_confidence_is_calibrated_on_heldout(ensemble_tops: list[LanguageScore]) -> None:
+    # Confident answers are right about as often as they claim, and doubtful ones less.
+    hits = [
+        top.language_code == lang for top, (lang, _) in zip(ensemble_tops, HELDOUT, strict=True)
+    ]
+    confidences = [top.confidence for top in ensemble_tops]
+    assert abs(sum(confidences) - sum(hits)) / len(hits) <= 0.05
+    sure = [hit for hit, c in zip(hits, confidences, strict=True) if c >= 0.9]
+    unsure = [hit for hit, c in zip(hits, confidences, strict=True) if c < 0.9]
+    assert sum(sure) / len(sure) >= 0.95
+    assert sum(unsure) / len(unsure) < 0.9
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_rankings_are_well_formed(detectors: dict[str, Detector], name: str) -> None:
+    detector = detectors[name]
+    supported = detector.supported_languages()
+    for _, text in HELDOUT[::13]:
+        for top_k in (0, 1, 3, 10):
+            _check_ranking(detector.detect(text, top_k), top_k, supported)
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_supported_languages_are_base_codes(detectors: dict[str, Detector], name: str) -> None:
+    supported = detectors[name].supported_languages()
+    assert all(code.isalpha() and code.islower() for code in supported)
+    assert not {"iw", "in", "no", "zh-cn", "zh-tw", UNDETERMINED} & supported
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\t ",
+        "12345",
+        "3.14 + 2 = 5.14 %",
+        "😀🎉👍🏽",
+        "\ud800",
+        "\udfff\ud83d \ud800\ud800",
+        "\x00\x07\x1b\x7f\u200b",
+        "https://example.com/a?b=c mail@example.com",
+        "!!! ??? ...",
+    ],
+)
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_text_without_words_is_undetermined(
+    detectors: dict[str, Detector], name: str, text: str
+) -> None:
+    assert detectors[name].detect(text) == [LanguageScore(UNDETERMINED, 0.0)]
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_words_among_noise_are_still_read(detectors: dict[str, Detector], name: str) -> None:
+    text = "\ud800 😀 \udfff Вы можете зайти на https://example.ru и купить это за 500 рублей!\x00"
+    _check_ranking(detectors[name].detect(text), 3, detectors[name].supported_languages())
+    if name != "script":
+        assert detectors[name].detect(text, 1)[0].language_code == "ru"
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_very_long_text_is_capped(detectors: dict[str, Detector], name: str) -> None:
+    text = "Das ist ein ziemlich langer deutscher Satz über das Wetter. " * 1700  # ~100k chars
+    assert len(text) > 100_000
+    top = detectors[name].detect(text, 1)[0]
+    if name != "script":
+        assert top.language_code == "de"
+
+
+def test_clean_text() -> None:
+    assert clean_text("Visit https://x.io/a, mail me@x.io, ping @bob 42 times 😀!") == (
+        "Visit mail ping times !"
+    )
+    assert clean_text("(see https://x.io) and www.x.io/about") == "(see and"
+    assert clean_text("\ud83d\ude00 ok \ud800") == "ok"  # a written-out pair is an emoji
+    assert clean_text("ADD TO CART") == "Add to cart"
+    assert clean_text("ab" * 50_000) == "ab" * (MAX_MODEL_CHARS // 2)
+    assert clean_text("می\u200cخواهم") == "می\u200cخواهم"  # Persian keeps its joiner
+
+
+@pytest.mark.parametrize(
+    "text", ["a@" * 50_000, "a" * 100_000, "x" * 7_990 + "@" + "y" * 5_000, "ab." * 30_000]
+)
+def test_clean_text_is_linear_on_long_runs_without_spaces(text: str) -> None:
+    start = time.perf_counter()
+    clean_text(text)
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "script"),
+    [
+        ("こんにちは", "Jpan"),
+        ("東京に行きます", "Jpan"),  # kana make the kanji Japanese
+        ("안녕하세요", "Hang"),
+        ("你好世界", "Hani"),
+        ("iPhone 15 купить", "Cyrl"),  # Latin brand names inside other scripts
+        ("Windows の設定", "Jpan"),
+        ("Download the app now 微信", "Latn"),
+        ("12345 !!", None),
+    ],
+)
+def test_dominant_script(text: str, script: str | None) -> None:
+    assert dominant_script(text) == script
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("カートに入れる", "ja"),
+        ("ありがとう", "ja"),
+        ("감사합니다", "ko"),
+        ("谢谢你的帮助", "zh"),  # fastText alone often says ja for short Chinese
+        ("我们明天见", "zh"),
+        ("東京駅", "ja"),  # 駅 is a Japanese form (Chinese: 站, 驛)
+        ("สวัสดีครับ", "th"),
+        ("Καλημέρα", "el"),
+        ("Բարև ձեզ", "hy"),
+    ],
+)
+@pytest.mark.parametrize("name", ["script", "ensemble"])
+def test_script_rules_settle_single_language_scripts(
+    detectors: dict[str, Detector], name: str, text: str, language: str
+) -> None:
+    top = detectors[name].detect(text, 3)
+    assert [score.language_code for score in top] == [language]
+    assert 0.5 < top[0].confidence <= 1.0
+
+
+@pytest.mark.parametrize(("text", "language"), [("שלום לכולם", "he"), ("გამარჯობა", "ka")])
+@pytest.mark.parametrize("name", ["script", "ensemble"])
+def test_scripts_of_a_few_languages_rank_the_main_one_first(
+    detectors: dict[str, Detector], name: str, text: str, language: str
+) -> None:
+    assert detectors[name].detect(text, 3)[0].language_code == language  # not yi, xmf
+
+
+def test_letters_an_alphabet_lacks_count_against_it() -> None:
+    script = ScriptDetector()
+    assert script.detect("Привіт, як справи?", 1)[0].language_code == "uk"  # і
+    assert script.detect("Добрий вечір, друзі", 1)[0].language_code == "uk"  # і
+    assert script.detect("Да, это было вчера", 1)[0].language_code == "ru"  # э, ы absent in uk
+    assert script.detect("Усё ў парадку", 1)[0].language_code == "be"  # ў
+    assert script.detect("Како си, пријатељу?", 1)[0].language_code == "sr"  # ј, љ
+    assert script.detect("Obrigado, não sei", 1)[0].language_code == "pt"  # ã
+    assert script.detect("Gracias, mañana", 1)[0].language_code == "es"  # ñ
+
+
+def test_ensemble_within_script_choices(detectors: dict[str, Detector]) -> None:
+    ensemble = detectors["ensemble"]
+    cases = {
+        "Дякую за допомогу": "uk",
+        "Спасибо за помощь": "ru",
+        "Muito obrigado pela ajuda": "pt",
+        "Muchas gracias por la ayuda": "es",
+        "नमस्ते, आप कैसे हैं?": "hi",
+        "شكرا جزيلا لك": "ar",
+        "خیلی ممنونم": "fa",
+    }
+    for text, language in cases.items():
+        assert ensemble.detect(text, 1)[0].language_code == language, text
+
+
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
+def test_deterministic_across_calls_and_instances(
+    detectors: dict[str, Detector], name: str
+) -> None:
+    texts = [text for _, text in HELDOUT[::9]]
+    first = [detectors[name].detect(text) for text in texts]
+    assert [detectors[name].detect(text) for text in texts] == first
+    fresh = create_detector(name, seed=0)
+    assert [fresh.detect(text) for text in texts] == first
+
+
+def test_deterministic_across_processes(detectors: dict[str, Detector]) -> None:
+    # Another interpreter, with another string-hash seed, gives the same rankings.
+    texts = [text for _, text in HELDOUT[::12]]
+    script = (
+        "import json, sys\n"
+        "from xling.service.detection import create_detector\n"
+        "texts = json.load(sys.stdin)\n"
+        "out = {}\n"
+        "for name in ('langdetect', 'ensemble'):\n"
+        "    detector = create_detector(name, seed=0)\n"
+        "    out[name] = [[(s.language_code, s.confidence) for s in detector.detect(t)]"
+        " for t in texts]\n"
+        "print(json.dumps(out))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    other = json.loads(result.stdout)
+    for name in ("langdetect", "ensemble"):
+        here = [[[s.language_code, s.confidence] for s in detectors[name].detect(t)] for t in texts]
+        assert other[name] == here
+
+
+@pytest.mark.parametrize("name", ["langdetect", "ensemble", "fasttext"])
+def test_concurrent_detection_matches_serial(detectors: dict[str, Detector], name: str) -> None:
+    detector = detectors[name]
+    texts = [text for _, text in HELDOUT[::8]]
+    serial = {text: detector.detect(text) for text in texts}
+    jobs = [text for text in texts for _ in range(4)]
+    random.Random(7).shuffle(jobs)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(detector.detect, jobs))
+    assert all(result == serial[text] for text, result in zip(jobs, results, strict=True))
+
+
+def test_fasttext_loads_only_the_bundled_lite_model() -> None:
+    config = fasttext_detector._detector().config
+    assert config.model == "lite"
+    assert config.custom_model_path == str(fasttext_detector._bundled_model_path())
+    assert fasttext_detector._bundled_model_path().is_file()
+
+
+def test_language_codes_are_mapped_to_base_codes(detectors: dict[str, Detector]) -> None:
+    assert detectors["langdetect"].detect("我们明天在火车站见面吧", 1)[0].language_code == "zh"
+    assert detectors["fasttext"].detect("مرحبا كيف حالك يا صديقي", 1)[0].language_code == "ar"
+    assert [fasttext_detector.to_base_code(c) for c in ("no", "arz", "yue", "he")] == [
+        "nb",
+        "ar",
+        "zh",
+        "he",
+    ]
+    for name in ("langdetect", "fasttext", "ensemble"):
+        assert {"he", "id", "nb", "zh"} <= detectors[name].supported_languages()
+
+
+def test_ensemble_supports_what_its_models_know(detectors: dict[str, Detector]) -> None:
+    ensemble = detectors["ensemble"]
+    assert isinstance(ensemble, EnsembleDetector)
+    assert ensemble.supported_languages() == (
+        fasttext_detector.SUPPORTED | detectors["langdetect"].supported_languages()
+    )
+
+
+def test_registry_names_and_errors() -> None:
+    assert set(DETECTOR_NAMES) == {"ensemble", "langdetect", "fasttext", "script"}
+    for name in DETECTOR_NAMES:
+        assert create_detector(name).name == name
+    with pytest.raises(ValueError, match="ensemble, langdetect, fasttext, script"):
+        create_detector("cld3")
+    with pytest.raises(ValueError, match="unknown detector ''"):
+        create_detector("")
