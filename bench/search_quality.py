@@ -74,8 +74,8 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     settings = load_settings(
-        port=0, data_dir=Path(tempfile.mkdtemp()), model_dir=ROOT / ".pytest_cache" / "xling-models",
-        log_format="text", log_level="WARNING",
+        port=0, data_dir=Path(tempfile.mkdtemp()), log_format="text", log_level="WARNING",
+        model_dir=ROOT / ".pytest_cache" / "xling-models",
     )  # fmt: skip
     server = ServerThread(settings)
     runtime = server.server.runtime
@@ -96,8 +96,8 @@ def main() -> None:
         name: evaluate(server, pipeline(*w), queries, rerank=False) for name, w in METHODS.items()
     }
     if args.rerank:
-        rows[f"hybrid 0.5 + local rerank (top {settings.rerank_candidates})"] = evaluate(
-            server, pipeline(1.0, 0.5), queries, rerank=True
+        rows[f"dense + local model rerank (top {settings.rerank_candidates})"] = evaluate(
+            server, pipeline(1.0, 0.0), queries, rerank=True
         )
     server.stop()
     baseline = rows["dense only"]

@@ -41,8 +41,16 @@ def xling_server(fake: FakeMistralServer, **overrides: object) -> ServerThread:
     return ServerThread(settings)
 
 
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def spelled(number: int) -> str:
+    # Digits would be masked as placeholders and make every segment the same.
+    return "-".join(DIGITS[int(d)] for d in str(number))
+
+
 def segments(n: int, tag: str) -> list[str]:
-    return [f"Segment {tag} {i}: the order ships within two days." for i in range(n)]
+    return [f"Segment {tag} {spelled(i)}: the order ships within two days." for i in range(n)]
 
 
 def calls_per_100(fake: FakeMistralServer, pack_max_segments: int) -> int:
@@ -50,7 +58,7 @@ def calls_per_100(fake: FakeMistralServer, pack_max_segments: int) -> int:
     before = len(fake.requests_to())
     with Client(server.target, timeout=120) as client:
         client.translate_text(
-            segments(100, f"pack{pack_max_segments}"),
+            segments(100, f"pack {spelled(pack_max_segments)}"),
             target_language_code="fr",
             source_language_code="en",
         )
@@ -121,7 +129,7 @@ def main() -> None:
 
             def translate(i: int) -> None:
                 client.translate_text(
-                    [f"Cache probe number {i}, please."],
+                    [f"Cache probe {spelled(i)}, please."],
                     target_language_code="de",
                     source_language_code="en",
                 )
@@ -148,13 +156,13 @@ def main() -> None:
 
             def xling_call(i: int) -> None:
                 client.translate_text(
-                    [f"{t} {i}" for t in texts],
+                    [f"{t} {spelled(i)}" for t in texts],
                     target_language_code="fr",
                     source_language_code="en",
                 )
 
             def echo_call(i: int) -> None:
-                bare.translate_text([f"{t} {i}" for t in texts], target_language_code="fr")
+                bare.translate_text([f"{t} {spelled(i)}" for t in texts], target_language_code="fr")
 
             echo_ms = latency_ms(echo_call, repeats)
             xling_ms = latency_ms(xling_call, repeats)

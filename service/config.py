@@ -129,10 +129,13 @@ class Settings(BaseSettings):
     search_candidates: int = Field(
         50, ge=1, description="Candidates from each of dense and lexical retrieval before fusion."
     )
-    rerank_candidates: int = Field(10, ge=1, description="Top fused hits the model reranks.")
+    rerank_candidates: int = Field(5, ge=1, description="Top fused hits the model reranks.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of embedding retrieval in fusion.")
     lexical_weight: float = Field(
-        0.5, ge=0, description="Weight of BM25 retrieval in fusion; 0 turns it off."
+        0.0,
+        ge=0,
+        description="Weight of BM25 retrieval in fusion; 0 turns it off. It helps monolingual "
+        "collections and hurts cross-lingual ones (docs/benchmarks.md).",
     )
     index_role: Literal["single", "writer", "replica"] = Field(
         "single",

@@ -34,10 +34,10 @@ class GatedChatModel:
     async def complete(self, messages: list[ChatMessage], **options: Any) -> ChatResult:
         if self._active.locked() and self._waiting >= self._max_waiting:
             raise ResourceExhausted(
-                    f"too many model calls waiting for {self.name}",
-                    retry_after_s=self._retry_after_s,
-                    reason="MODEL_QUEUE_FULL",
-                )
+                f"too many model calls waiting for {self.name}",
+                retry_after_s=self._retry_after_s,
+                reason="MODEL_QUEUE_FULL",
+            )
         self._waiting += 1
         try:
             await self._active.acquire()

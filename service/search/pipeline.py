@@ -1,10 +1,11 @@
 """The search side of the service: indexing with detection, hybrid retrieval,
 model rerank, hit translation and a cited summary.
 
-Retrieval runs a dense (embedding) and a lexical (BM25) search over the
-collection and fuses their rankings; the lexical side rescues exact names
-and numbers that a small multilingual embedder blurs, the dense side finds
-answers in other languages.
+Retrieval runs a dense (embedding) and, when weighted, a lexical (BM25)
+search over the collection and fuses their rankings. The lexical side
+rescues exact names and numbers in monolingual collections, but across
+languages it favours passages that share the query's language and words,
+which is the bias cross-lingual search must fight, so it is off by default.
 """
 
 from __future__ import annotations
@@ -72,9 +73,9 @@ class SearchPipeline:
         model: ChatModel,
         translation: TranslationPipeline,
         candidates: int = 50,
-        rerank_candidates: int = 10,
+        rerank_candidates: int = 5,
         dense_weight: float = 1.0,
-        lexical_weight: float = 0.5,
+        lexical_weight: float = 0.0,
     ) -> None:
         self.collections = collections
         self._embedder = embedder
