@@ -77,6 +77,7 @@ SENTENCES = {
 }
 
 
+@pytest.mark.timeout(900)
 def test_output_is_in_the_target_language(client: Client) -> None:
     total = correct = 0
     misses = []
@@ -111,6 +112,7 @@ MARKUP = [
 PROTECTED = re.compile(r"<[^>]+>|\{\{?\w+\}\}?|%[sd]|\S+@\S+\.\w+|https?://\S+|\d+(?:\.\d+)*")
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("target", ["fr"])
 def test_markup_and_placeholders_survive_or_are_reported(client: Client, target: str) -> None:
     failures = 0
