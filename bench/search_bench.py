@@ -1,0 +1,357 @@
+"""Speed of the search storage: ingestion, search latency, IVF recall, memory.
+
+* Ingestion: passages/s through ``CollectionManager.index`` (chunk, embed with
+  USE multilingual, commit with fsync, update FAISS) against the embedder
+  alone on the same passages. Real text, real model.
+* Search at 10k and 100k chunks (``--quick``: 10k and 30k): **synthetic**
+  512-dimension vectors with a power-law spectrum (variance of axis i
+  proportional to 1/i; nearest neighbours at cosine ~0.5, as with sentence
+  embeddings; Gaussian clusters made IVF look perfect, uniform noise
+  hopeless) and synthetic texts of Zipf-distributed words, written straight
+  to a collection without the embedder (100k USE passages take hours here).
+  Latency p50/p99 of single queries through the manager (executor, lock,
+  SQLite hydration) against bare FAISS on the same index; with filters;
+  BM25; a one-document durable upsert; snapshot and start-up times.
+* IVF recall@10 against the exact index, and speed-up, per nprobe.
+* Memory per 1M vectors per index type, from the serialized index size.
+
+    python bench/search_bench.py [--quick] [--markdown docs/bench/search.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from xling.index import vectors
+from xling.index.collection import Collection
+from xling.index.embedders.usem3 import USEEmbedder
+from xling.index.manager import CollectionManager, DocumentInput
+from xling.index.models import IndexSettings
+from xling.index.store import DocumentRecord
+from xling.service.executor import BlockingExecutor
+
+DIMENSION = 512
+THREADS = 2
+QUERIES = 200
+LANGUAGES = ["en", "fr", "de", "ja"]
+SENTENCES = [
+    "The committee approved the new budget after a long debate.",
+    "Le musée ouvre ses portes à neuf heures tous les matins.",
+    "Die Bahn verkehrt am Wochenende nach einem geänderten Fahrplan.",
+    "El río atraviesa la ciudad de norte a sur.",
+    "東京の地下鉄は朝のラッシュ時にとても混雑します。",
+    "Il nuovo ponte sarà completato entro la fine dell'anno.",
+    "A chuva forte causou atrasos em vários voos.",
+    "Учёные обнаружили новый вид бабочек в горах.",
+]
+
+
+class Report:
+    def __init__(self) -> None:
+        self.sections: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def section(self, title: str) -> list[tuple[str, str]]:
+        rows: list[tuple[str, str]] = []
+        self.sections.append((title, rows))
+        print(f"\n## {title}", flush=True)
+        return rows
+
+    @staticmethod
+    def add(rows: list[tuple[str, str]], name: str, value: str) -> None:
+        rows.append((name, value))
+        print(f"  {name:<58} {value}", flush=True)
+
+    def markdown(self, header: str) -> str:
+        lines = [header]
+        for title, rows in self.sections:
+            lines += ["", f"## {title}", "", "| measure | value |", "|---|---|"]
+            lines += [f"| {name} | {value} |" for name, value in rows]
+        return "\n".join(lines) + "\n"
+
+
+class SyntheticEmbedder:
+    """Random unit vectors: the embedder of a collection of synthetic vectors."""
+
+    name = "synthetic"
+    dimension = DIMENSION
+
+    def __init__(self) -> None:
+        self._rng = np.random.default_rng(0)
+
+    async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._random(len(texts))
+
+    async def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._random(len(texts))
+
+    def _random(self, count: int) -> np.ndarray:
+        rows = self._rng.standard_normal((count, DIMENSION)).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+async def latency(call: Callable[[int], Awaitable[object]], count: int) -> tuple[float, float]:
+    samples = []
+    for i in range(count):
+        start = time.perf_counter()
+        await call(i)
+        samples.append(time.perf_counter() - start)
+    return percentiles(samples)
+
+
+def synthetic_vectors(count: int, rng: np.random.Generator) -> np.ndarray:
+    scale = np.arange(1, DIMENSION + 1, dtype=np.float32) ** -0.5
+    rows = rng.standard_normal((count, DIMENSION)).astype(np.float32) * scale
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def synthetic_texts(count: int, rng: np.random.Generator) -> list[str]:
+    vocabulary = np.array([f"w{i}" for i in range(50_000)])
+    weights = 1 / np.arange(1, len(vocabulary) + 1)
+    words = rng.choice(vocabulary, size=(count, 60), p=weights / weights.sum())
+    return [" ".join(row) for row in words]
+
+
+async def bench_ingestion(report: Report, executor: BlockingExecutor, passages: int) -> None:
+    rows = report.section(f"Ingestion, USE multilingual, {passages} passages of 1 chunk")
+    embedder = await asyncio.to_thread(USEEmbedder, executor, threads=THREADS)
+    texts = [f"{SENTENCES[i % len(SENTENCES)]} ({i})" for i in range(passages)]
+    batches = [texts[start : start + 32] for start in range(0, passages, 32)]
+    await embedder.embed_passages(batches[0])  # warm-up
+    embedding = indexing = 0.0
+    with tempfile.TemporaryDirectory() as root:
+        manager = CollectionManager(Path(root), embedder, executor)
+        await manager.start()
+        # Each batch embedded alone, then indexed: pairs see the same host load.
+        for number, batch in enumerate(batches):
+            start = time.perf_counter()
+            await embedder.embed_passages(batch)
+            embedding += time.perf_counter() - start
+            documents = [DocumentInput(f"{number}-{i}", text) for i, text in enumerate(batch)]
+            start = time.perf_counter()
+            await manager.index("bench", documents)
+            indexing += time.perf_counter() - start
+        await manager.close()
+    raw, indexed = passages / embedding, passages / indexing
+    report.add(rows, "embedder alone, same batches of 32 (baseline)", f"{raw:.1f} passages/s")
+    report.add(rows, "CollectionManager.index, 32 documents a call", f"{indexed:.1f} passages/s")
+    report.add(rows, "ratio index / embedder", f"{indexed / raw:.2f}")
+
+
+def fill_collection(root: Path, count: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Writes ``count`` one-chunk documents straight to a collection (no
+    embedder); returns their vectors and the chunks written per second."""
+    collection = Collection.create(
+        root / "bench",
+        IndexSettings(10**9, None, 16),  # flat while filling: the manager picks the type
+        embedder=SyntheticEmbedder.name,
+        dimension=DIMENSION,
+    )
+    texts = synthetic_texts(count, rng)
+    data = synthetic_vectors(count, rng)
+    start = time.perf_counter()
+    for batch in range(0, count, 2000):
+        collection.write(
+            [
+                DocumentRecord(
+                    doc_id=f"d{i}",
+                    title="",
+                    language_code=LANGUAGES[i % 4],
+                    metadata={"bucket": str(i % 100)},
+                    chunk_texts=[texts[i]],
+                    vectors=data[i : i + 1],
+                )
+                for i in range(batch, min(batch + 2000, count))
+            ]
+        )
+    elapsed = time.perf_counter() - start
+    collection.close()
+    return data, count / elapsed
+
+
+def raw_latency(
+    index: faiss.Index, queries: np.ndarray, nprobe: int, threads: int = 1
+) -> tuple[float, float]:
+    """Bare FAISS single-query latency, in a fresh thread as the executor's
+    (OpenMP thread counts are per thread)."""
+
+    def measure() -> list[float]:
+        samples = []
+        with vectors.omp_threads(threads):
+            for query in queries:
+                start = time.perf_counter()
+                vectors.search(index, query[None, :], 10, nprobe=nprobe)
+                samples.append(time.perf_counter() - start)
+        return samples
+
+    with ThreadPoolExecutor(1) as pool:
+        return percentiles(pool.submit(measure).result())
+
+
+def bench_ivf(report: Report, data: np.ndarray, queries: np.ndarray) -> None:
+    rows = report.section(f"IVF against exact search, {len(data):,} synthetic vectors")
+    ids = np.arange(len(data), dtype=np.int64)
+    flat = vectors.build_index(data, ids, dimension=DIMENSION, ivf_threshold=len(data))
+    flat_p50, flat_p99 = raw_latency(flat, queries, 1)
+    report.add(rows, "flat k=10 p50 / p99 (baseline)", f"{ms(flat_p50)} / {ms(flat_p99)}")
+    _, truth = vectors.search(flat, queries, 10)
+    # The default list count (sqrt n), and FAISS's usual 4 sqrt n.
+    for nlist in (vectors.ivf_nlist(len(data)), round(4 * len(data) ** 0.5)):
+        start = time.perf_counter()
+        ivf = vectors.build_index(data, ids, dimension=DIMENSION, ivf_threshold=0, nlist=nlist)
+        elapsed = time.perf_counter() - start
+        report.add(rows, f"nlist {nlist}: training and adding", f"{elapsed:.1f} s")
+        for nprobe in (4, 8, 16, 32, 64):
+            _, found = vectors.search(ivf, queries, 10, nprobe=nprobe)
+            recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
+            p50, p99 = raw_latency(ivf, queries, nprobe)
+            report.add(
+                rows,
+                f"nlist {nlist}, nprobe {nprobe}: recall@10; p50 / p99; speed-up vs flat",
+                f"{recall:.3f}; {ms(p50)} / {ms(p99)}; {flat_p50 / p50:.1f}x",
+            )
+        if nlist == vectors.ivf_nlist(len(data)):
+            sizes = {"flat": flat, f"ivf (nlist {nlist})": ivf}
+    for name, index in sizes.items():
+        gib = len(vectors.serialize(index)) / index.ntotal * 1e6 / 2**30
+        report.add(rows, f"{name}: memory per 1M vectors (serialized size)", f"{gib:.2f} GiB")
+
+
+async def bench_search(
+    report: Report, executor: BlockingExecutor, count: int, rng: np.random.Generator
+) -> None:
+    queries = synthetic_vectors(QUERIES, rng)
+    words = synthetic_texts(QUERIES, rng)
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        data, chunks_per_s = await asyncio.to_thread(fill_collection, root, count, rng)
+        manager = CollectionManager(root, SyntheticEmbedder(), executor)
+        start = time.perf_counter()
+        await manager.start()
+        opened = time.perf_counter() - start
+        # Waits for the BM25 warm-up that start() began; measured before the
+        # searches, which it would otherwise slow down.
+        await manager.lexical_search("bench", words[0], 10)
+        warmed = time.perf_counter() - start
+        kind = (await manager.info("bench")).index_type
+        rows = report.section(f"Search, {count:,} synthetic chunks, default settings ({kind})")
+        report.add(
+            rows, "durable writes, 2000 one-chunk documents a call", f"{chunks_per_s:,.0f} chunks/s"
+        )
+        report.add(rows, f"start without a snapshot (builds the {kind} index)", f"{opened:.1f} s")
+        report.add(rows, "first lexical search after start (BM25 warm-up)", f"{warmed:.1f} s")
+
+        # The same index type and parameters as the manager's, searched bare.
+        ids = np.arange(count, dtype=np.int64)
+        bare = vectors.build_index(data, ids, dimension=DIMENSION, ivf_threshold=50_000)
+        raw_p50, raw_p99 = raw_latency(bare, queries, 16)
+        report.add(
+            rows,
+            f"bare FAISS {kind}, 1 OpenMP thread, k=10 p50 / p99 (baseline)",
+            f"{ms(raw_p50)} / {ms(raw_p99)}",
+        )
+        threads = faiss.omp_get_max_threads()  # OMP_NUM_THREADS, or every core
+        p50, p99 = raw_latency(bare, queries, 16, threads)
+        report.add(
+            rows,
+            f"bare FAISS {kind} with {threads} OpenMP threads p50 / p99",
+            f"{ms(p50)} / {ms(p99)}",
+        )
+        p50, p99 = await latency(lambda i: manager.dense_search("bench", queries[i], 10), QUERIES)
+        report.add(rows, "dense_search k=10 p50 / p99", f"{ms(p50)} / {ms(p99)}")
+        report.add(rows, "ratio dense_search / bare FAISS (p50)", f"{p50 / raw_p50:.2f}")
+        for label, languages, metadata in (
+            ("language filter, 25% pass", ["fr"], {}),
+            ("metadata filter, 1% pass", [], {"bucket": "7"}),
+        ):
+            p50, p99 = await latency(
+                lambda i, languages=languages, metadata=metadata: manager.dense_search(
+                    "bench", queries[i], 10, language_codes=languages, metadata_filter=metadata
+                ),
+                QUERIES,
+            )
+            report.add(rows, f"dense_search, {label}, p50 / p99", f"{ms(p50)} / {ms(p99)}")
+
+        p50, p99 = await latency(
+            lambda i: manager.lexical_search("bench", " ".join(words[i].split()[:5]), 10), QUERIES
+        )
+        report.add(rows, "lexical_search, 5-word query, k=10 p50 / p99", f"{ms(p50)} / {ms(p99)}")
+        p50, p99 = await latency(
+            lambda i: manager.index("bench", [DocumentInput(f"d{i}", words[i], "", "en")]), 50
+        )
+        report.add(
+            rows,
+            "index 1 document (fsync, FAISS and BM25 update) p50 / p99",
+            f"{ms(p50)} / {ms(p99)}",
+        )
+        start = time.perf_counter()
+        await manager.close()
+        report.add(
+            rows, "close (writes the index snapshot)", f"{time.perf_counter() - start:.1f} s"
+        )
+        manager = CollectionManager(root, SyntheticEmbedder(), executor)
+        start = time.perf_counter()
+        await manager.start()
+        report.add(rows, "start from the snapshot", f"{time.perf_counter() - start:.1f} s")
+        await manager.close()
+    if count > 10_000:
+        bench_ivf(report, data, queries)
+
+
+async def run(arguments: argparse.Namespace, report: Report) -> None:
+    executor = BlockingExecutor(workers=THREADS, queue_size=64)
+    rng = np.random.default_rng(arguments.seed)
+    try:
+        await bench_ingestion(report, executor, 64 if arguments.quick else 256)
+        for count in (10_000, 30_000) if arguments.quick else (10_000, 100_000):
+            await bench_search(report, executor, count, rng)
+    finally:
+        executor.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10k and 30k chunks, fewer passages")
+    parser.add_argument("--markdown", type=Path, help="write the report here as Markdown")
+    parser.add_argument("--seed", type=int, default=7)
+    arguments = parser.parse_args()
+    report = Report()
+    started = time.perf_counter()
+    asyncio.run(run(arguments, report))
+    header = (
+        "# Search storage benchmark\n\n"
+        f"`python bench/search_bench.py{' --quick' if arguments.quick else ''}` on "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, faiss {faiss.__version__}, "
+        f"{time.perf_counter() - started:.0f} s, load average at the end "
+        f"{os.getloadavg()[0]:.1f} (a shared host: read p99 as noisy). Search figures use "
+        "synthetic vectors (power-law spectrum) and synthetic texts; ingestion uses real "
+        "text and the real model."
+    )
+    if arguments.markdown:
+        arguments.markdown.parent.mkdir(parents=True, exist_ok=True)
+        arguments.markdown.write_text(report.markdown(header))
+
+
+if __name__ == "__main__":
+    main()
