@@ -99,6 +99,7 @@ def test_duplicate_ids_in_one_request(client_module: Client) -> None:
     assert "documents[1].id" in dict(caught.value.field_violations)
 
 
+@pytest.mark.timeout(900)
 def test_rerank_summary_and_translated_hits(client_module: Client, demo: str) -> None:
     response = client_module.search(
         demo, "¿Cuánto dura la garantía?", top_k=3, rerank=True, summarize=True, translate_hits=True
@@ -114,6 +115,7 @@ def test_rerank_summary_and_translated_hits(client_module: Client, demo: str) ->
     assert english.translated_text and py3langid.classify(english.translated_text)[0] == "es"
 
 
+@pytest.mark.timeout(600)
 def test_injected_passage_does_not_take_over_the_summary(client_module: Client) -> None:
     client_module.index_documents(
         "hostile",
