@@ -1,74 +1,39 @@
-"""The synchronous xling client.
-
-Usage::
-
-    from xling.clients import Client
-
-    with Client("localhost:50051", api_key="...") as client:
-        response = client.detect_language(["Guten Morgen"])
-        print(response.detections[0].languages[0].language_code)
-
-Every call has a deadline (``timeout`` seconds, per client or per call) and
-raises an ``XlingError`` subclass on failure. Responses are the protobuf
-messages of ``xling.v1``.
-"""
+"""The blocking face of the xling client; the logic lives in ``_base``."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
-from xling.clients._errors import from_rpc_error
-from xling.v1 import search_pb2, search_pb2_grpc, translation_pb2, translation_pb2_grpc
-
-Response = TypeVar("Response")
-
-DEFAULT_TARGET = "localhost:50051"
-DEFAULT_TIMEOUT = 60.0
+from xling.clients._base import BaseClient, DocumentLike, Glossary, Plan, Response
+from xling.clients._errors import XlingError, from_rpc_error, with_item_offset
+from xling.v1 import search_pb2, translation_pb2
 
 
-@dataclass(frozen=True)
-class TLSConfig:
-    """Server verification and, for mutual TLS, the client's own certificate."""
+class Client(BaseClient):
+    """A blocking client for TranslationService and SearchService; safe across threads.
 
-    ca_cert: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
+    Usage::
 
-    def credentials(self) -> grpc.ChannelCredentials:
-        def read(path: Path | None) -> bytes | None:
-            return path.read_bytes() if path else None
+        from xling.clients import Client
 
-        return grpc.ssl_channel_credentials(
-            root_certificates=read(self.ca_cert),
-            private_key=read(self.client_key),
-            certificate_chain=read(self.client_cert),
-        )
+        with Client("localhost:50051", api_key="...", timeout=30) as client:
+            response = client.translate_text(["Guten Morgen"], target_language_code="en")
+            print(response.translations[0].translated_text)
 
+    Responses are the protobuf messages of ``xling.v1``; failures raise an
+    ``XlingError`` subclass. See ``BaseClient`` for the options.
+    """
 
-class Client:
-    """A blocking client for TranslationService and SearchService."""
-
-    def __init__(
-        self,
-        target: str = DEFAULT_TARGET,
-        *,
-        api_key: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        tls: TLSConfig | None = None,
-    ) -> None:
-        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        self._timeout = timeout
-        if tls is None:
-            self._channel = grpc.insecure_channel(target)
+    def _open(self) -> None:
+        credentials = self._credentials()
+        if credentials is None:
+            self._channel = grpc.insecure_channel(self.target, options=self._options)
         else:
-            self._channel = grpc.secure_channel(target, tls.credentials())
-        self._translation = translation_pb2_grpc.TranslationServiceStub(self._channel)
-        self._search = search_pb2_grpc.SearchServiceStub(self._channel)
+            self._channel = grpc.secure_channel(self.target, credentials, options=self._options)
 
     def __enter__(self) -> Client:
         return self
@@ -79,15 +44,32 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
-        try:
-            return method(
-                request,
-                timeout=self._timeout if timeout is None else timeout,
-                metadata=self._metadata,
-            )
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+    def _send(self, plan: Plan[Response], timeout: float | None) -> Response:
+        method = self._channel.unary_unary(
+            plan.path,
+            request_serializer=type(plan.requests[0]).SerializeToString,
+            response_deserializer=plan.response_type.FromString,
+        )
+        responses = []
+        for request, offset in zip(plan.requests, plan.offsets, strict=True):
+            try:
+                responses.append(self._call(method, request, self._deadline(timeout)))
+            except XlingError as error:
+                raise with_item_offset(error, offset) from None
+        return plan.join(responses)
+
+    def _call(self, method: grpc.UnaryUnaryMultiCallable, request: Any, deadline: float) -> Any:
+        retries = 0
+        while True:
+            try:
+                return method(request, timeout=self._remaining(deadline), metadata=self._metadata)
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            delay = self._retry_delay(error, retries, deadline)
+            if delay is None:
+                raise error
+            retries += 1
+            time.sleep(delay)
 
     def translate_text(
         self,
@@ -96,59 +78,83 @@ class Client:
         target_language_code: str,
         source_language_code: str = "",
         mime_type: str = "",
+        glossary: Glossary = (),
+        do_not_translate: Iterable[str] = (),
+        formality: translation_pb2.Formality.ValueType = translation_pb2.FORMALITY_UNSPECIFIED,
+        context: str = "",
+        model: str = "",
         timeout: float | None = None,
-        **options: Any,
     ) -> translation_pb2.TranslateTextResponse:
-        """``options`` are the other TranslateTextRequest fields (glossary, context, ...)."""
-        request = translation_pb2.TranslateTextRequest(
-            contents=list(contents),
+        """One translation per content, in order; ``glossary`` maps source to target terms."""
+        plan = self._translate_text_plan(
+            contents,
             target_language_code=target_language_code,
             source_language_code=source_language_code,
             mime_type=mime_type,
-            **options,
+            glossary=glossary,
+            do_not_translate=do_not_translate,
+            formality=formality,
+            context=context,
+            model=model,
         )
-        return self._call(self._translation.TranslateText, request, timeout)
+        return self._send(plan, timeout)
 
     def detect_language(
         self, contents: Iterable[str], *, timeout: float | None = None
     ) -> translation_pb2.DetectLanguageResponse:
-        request = translation_pb2.DetectLanguageRequest(contents=list(contents))
-        return self._call(self._translation.DetectLanguage, request, timeout)
+        return self._send(self._detect_language_plan(contents), timeout)
 
     def list_languages(
         self, *, display_language_code: str = "", timeout: float | None = None
     ) -> translation_pb2.ListLanguagesResponse:
-        request = translation_pb2.ListLanguagesRequest(display_language_code=display_language_code)
-        return self._call(self._translation.ListLanguages, request, timeout)
+        return self._send(self._list_languages_plan(display_language_code), timeout)
 
     def index_documents(
         self,
         collection: str,
-        documents: Iterable[search_pb2.Document | Mapping[str, Any]],
+        documents: Iterable[DocumentLike],
         *,
         timeout: float | None = None,
     ) -> search_pb2.IndexDocumentsResponse:
-        docs = [
-            d if isinstance(d, search_pb2.Document) else search_pb2.Document(**d) for d in documents
-        ]
-        request = search_pb2.IndexDocumentsRequest(collection=collection, documents=docs)
-        return self._call(self._search.IndexDocuments, request, timeout)
+        """``documents`` are ``Document`` messages or mappings of its fields."""
+        return self._send(self._index_documents_plan(collection, documents), timeout)
 
     def delete_documents(
         self, collection: str, ids: Iterable[str], *, timeout: float | None = None
     ) -> search_pb2.DeleteDocumentsResponse:
-        request = search_pb2.DeleteDocumentsRequest(collection=collection, ids=list(ids))
-        return self._call(self._search.DeleteDocuments, request, timeout)
+        return self._send(self._delete_documents_plan(collection, ids), timeout)
 
     def search(
-        self, collection: str, query: str, *, timeout: float | None = None, **options: Any
+        self,
+        collection: str,
+        query: str,
+        *,
+        top_k: int = 0,
+        query_language_code: str = "",
+        language_codes: Iterable[str] = (),
+        metadata_filter: Mapping[str, str] | None = None,
+        rerank: bool = False,
+        summarize: bool = False,
+        summary_language_code: str = "",
+        translate_hits: bool = False,
+        timeout: float | None = None,
     ) -> search_pb2.SearchResponse:
-        """``options`` are the other SearchRequest fields (top_k, rerank, ...)."""
-        request = search_pb2.SearchRequest(collection=collection, query=query, **options)
-        return self._call(self._search.Search, request, timeout)
+        """``top_k`` 0 means the server's default (10)."""
+        plan = self._search_plan(
+            collection,
+            query,
+            top_k=top_k,
+            query_language_code=query_language_code,
+            language_codes=language_codes,
+            metadata_filter=metadata_filter,
+            rerank=rerank,
+            summarize=summarize,
+            summary_language_code=summary_language_code,
+            translate_hits=translate_hits,
+        )
+        return self._send(plan, timeout)
 
     def get_collection_stats(
         self, collection: str, *, timeout: float | None = None
     ) -> search_pb2.CollectionStats:
-        request = search_pb2.GetCollectionStatsRequest(collection=collection)
-        return self._call(self._search.GetCollectionStats, request, timeout)
+        return self._send(self._stats_plan(collection), timeout)

@@ -12,12 +12,26 @@ XlingError                  any failed call; .code, .message
 
 from __future__ import annotations
 
+import re
+
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 
 class XlingError(Exception):
+    """A failed call: ``code`` is the gRPC status, ``message`` the server's words.
+
+    Usage::
+
+        try:
+            client.translate_text(texts, target_language_code="fr")
+        except RateLimited as error:
+            time.sleep(error.retry_after or 1.0)
+        except XlingError as error:
+            print(error.code.name, error.message, error.field_violations)
+    """
+
     def __init__(
         self,
         code: grpc.StatusCode,
@@ -90,3 +104,27 @@ def from_rpc_error(error: grpc.RpcError) -> XlingError:
             retry_after = retry_info.retry_delay.ToNanoseconds() / 1e9
     cls = _CLASSES.get(code, XlingError)
     return cls(code, message, field_violations=violations, retry_after=retry_after)
+
+
+# Fields of split requests whose violations name an item by its index.
+_ITEM_FIELD = re.compile(r"^(contents|ids|documents(?:\.text)?)\[(\d+)\]")
+
+
+def with_item_offset(error: XlingError, offset: int) -> XlingError:
+    """``error`` from a part of a split request, its item indexes made the caller's.
+
+    The part starting at item ``offset`` reports ``contents[3]``; the caller
+    sent that item as ``contents[offset + 3]``.
+    """
+    if not offset:
+        return error
+
+    def shift(text: str) -> str:
+        return _ITEM_FIELD.sub(lambda m: f"{m[1]}[{int(m[2]) + offset}]", text, count=1)
+
+    return type(error)(
+        error.code,
+        shift(error.message),
+        field_violations=[(shift(field), text) for field, text in error.field_violations],
+        retry_after=error.retry_after,
+    )

@@ -3,7 +3,8 @@
 Client commands call a server (``--target``, env ``XLING_TARGET``); ``serve``
 runs one. Startup stays fast for shell loops: only ``serve`` imports the
 server and its models. A failed call prints the status code name and message
-on stderr and exits 1.
+on stderr and exits 1; bad input exits 2. ``translate-corpus`` lives in
+``corpus/`` and adds exit codes of its own (3: segments rejected).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from xling.clients._client import DEFAULT_TARGET, DEFAULT_TIMEOUT, Client, TLSConfig
+from xling.clients._async_client import AsyncClient
+from xling.clients._client import Client
+from xling.clients._config import DEFAULT_TARGET, DEFAULT_TIMEOUT, TLSConfig
 from xling.clients._errors import XlingError
+from xling.clients.corpus import _command as corpus_command
 from xling.v1 import search_pb2
 
 INDEX_BATCH = 128
@@ -57,11 +61,15 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group.add_argument("--json", action="store_true", default=default(False), help="JSON output")
 
 
-def _client(args: argparse.Namespace) -> Client:
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     tls = None
     if args.tls or args.ca_cert or args.client_cert:
         tls = TLSConfig(args.ca_cert, args.client_cert, args.client_key)
-    return Client(args.target, api_key=args.api_key, timeout=args.timeout, tls=tls)
+    return {"api_key": args.api_key, "timeout": args.timeout, "tls": tls}
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.target, **_client_options(args))
 
 
 def _print_json(message: Message) -> None:
@@ -128,6 +136,10 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     for translation in response.translations:
         print(translation.translated_text)
     return 0
+
+
+def _cmd_translate_corpus(args: argparse.Namespace) -> int:
+    return corpus_command.run(args, lambda: AsyncClient(args.target, **_client_options(args)))
 
 
 def _read_documents(path: Path) -> Iterator[search_pb2.Document]:
@@ -255,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--html", action="store_true", help="the texts are HTML")
     translate.add_argument("text", nargs="*", metavar="TEXT")
     translate.set_defaults(handler=_cmd_translate)
+
+    corpus = command("translate-corpus", "translate a corpus file: resumable, shardable")
+    corpus_command.add_arguments(corpus)
+    corpus.set_defaults(handler=_cmd_translate_corpus)
 
     languages = command("languages", "list supported languages")
     languages.add_argument("--display-language", default="", metavar="LANG")

@@ -1,0 +1,225 @@
+"""``xling translate-corpus`` against a real server whose model is the fake Mistral API.
+
+Most runs call the CLI's ``main`` in this process; the crash test runs it as a
+child process and kills it with SIGKILL mid-run, more than once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from xling.clients.cli import main
+from xling.clients.corpus import Shard
+from xling.service.config import load_settings
+
+from .conftest import ServerThread
+from .fakes.mistral_server import FakeMistralServer, chat, slow, translator
+
+TOKEN = re.compile("⟦\\d+⟧")  # how the server masks placeholders such as {x}
+
+
+def french(text: str) -> str:
+    return f"FR:{text}"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeMistralServer]:
+    with FakeMistralServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def xling_server(
+    fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
+    settings = load_settings(
+        host="127.0.0.1", port=0, data_dir=tmp_path_factory.mktemp("corpus-data"),
+        chat_backend="mistral", mistral_server_url=fake.url, mistral_api_key="test-key",
+        log_format="text",
+    )  # fmt: skip
+    thread = ServerThread(settings)
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture
+def target(xling_server: ServerThread, fake: FakeMistralServer) -> str:
+    fake.reset()
+    fake.set_default(chat(translator(french)))
+    return xling_server.target
+
+
+WORDS = "amber birch cedar dune ember fjord grove heath inlet juniper".split()
+
+
+def sentences(count: int, prefix: str) -> list[str]:
+    """Distinct English sentences without digits, which the server would mask."""
+    return [
+        f"{prefix}: the weather report for {WORDS[i // 100 % 10]} {WORDS[i // 10 % 10]} "
+        f"{WORDS[i % 10]} promises sun."
+        for i in range(count)
+    ]
+
+
+def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows))
+    return path
+
+
+def read_output(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def translate_corpus(target: str, *args: str | Path) -> int:
+    return main(["--target", target, "translate-corpus", *map(str, args)])
+
+
+def test_jsonl_each_id_once_with_detected_language(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [(f"doc-{i}", text) for i, text in enumerate(sentences(300, "jsonl"))]
+    corpus, output = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    code = translate_corpus(
+        target, corpus, "--to", "fr", "--output", output, "--batch-size", "64", "--json"
+    )
+    assert code == 0
+    lines = read_output(output)
+    assert sorted(line["id"] for line in lines) == sorted(i for i, _ in rows)
+    texts = dict(rows)
+    assert all(line["translated_text"] == french(texts[line["id"]]) for line in lines)
+    assert {line["detected_language_code"] for line in lines} == {"en"}
+    report = json.loads(capsys.readouterr().out)
+    assert (report["segments"], report["failed"], report["total"]) == (300, 0, 300)
+    assert not (tmp_path / "out.jsonl.rejects.jsonl").exists()
+
+
+def test_plain_text_ids_are_line_numbers(target: str, tmp_path: Path) -> None:
+    lines = sentences(40, "text")
+    lines[7] = ""  # blank lines are copied through, keeping every line's number
+    corpus, output = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    corpus.write_text("\n".join(lines) + "\n")
+    assert translate_corpus(target, corpus, "--to", "fr", "--from", "en", "--output", output) == 0
+    by_id = {line["id"]: line for line in read_output(output)}
+    assert sorted(by_id, key=int) == [str(n) for n in range(1, 41)]
+    assert by_id["8"]["translated_text"] == ""
+    assert by_id["9"]["translated_text"] == french(lines[8])
+    assert by_id["9"]["detected_language_code"] == ""  # the source was given
+
+
+def test_existing_output_needs_resume(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = write_jsonl(tmp_path / "in.jsonl", [("a", "Good morning to you all")])
+    output = tmp_path / "out.jsonl"
+    assert translate_corpus(target, corpus, "--to", "fr", "--output", output) == 0
+    before = output.read_bytes()
+    assert translate_corpus(target, corpus, "--to", "fr", "--output", output) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert translate_corpus(target, corpus, "--to", "de", "--output", output, "--resume") == 2
+    assert "target_language_code was 'fr'" in capsys.readouterr().err
+    assert output.read_bytes() == before
+
+
+def test_duplicate_ids_are_refused_before_any_request(
+    target: str, tmp_path: Path, fake: FakeMistralServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [(f"doc-{i % 90}", f"Sentence {i} about repeated ids") for i in range(100)]
+    corpus = write_jsonl(tmp_path / "in.jsonl", rows)
+    assert translate_corpus(target, corpus, "--to", "fr", "--output", tmp_path / "out.jsonl") == 2
+    assert "'doc-0' (line 1, 2 times)" in capsys.readouterr().err
+    assert fake.requests == []
+
+
+def test_kill_9_then_resume_writes_each_id_once(
+    target: str, tmp_path: Path, fake: FakeMistralServer
+) -> None:
+    rows = [(f"doc-{i}", text) for i, text in enumerate(sentences(1200, "crash"))]
+    corpus, output = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    fake.set_default(slow(0.05, chat(translator(french))))
+    command = [
+        sys.executable, "-m", "xling.clients.cli", "--target", target, "translate-corpus",
+        str(corpus), "--to", "fr", "--from", "en", "--output", str(output), "--resume",
+        "--batch-size", "16", "--concurrency", "2",
+    ]  # fmt: skip
+    for lines_before_kill in (150, 450):
+        child = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while _line_count(output) < lines_before_kill and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        assert lines_before_kill <= _line_count(output) < len(rows), "not killed mid-run"
+    fake.set_default(chat(translator(french)))
+    assert subprocess.run(command, capture_output=True, timeout=120).returncode == 0
+    ids = [line["id"] for line in read_output(output)]
+    assert len(ids) == len(set(ids)) == len(rows)
+    assert set(ids) == {i for i, _ in rows}
+
+
+def _line_count(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def test_shards_are_disjoint_and_complete(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [(f"doc-{i}", text) for i, text in enumerate(sentences(200, "shard"))]
+    corpus = write_jsonl(tmp_path / "in.jsonl", rows)
+    shards = []
+    for index in (0, 1):
+        output = tmp_path / f"flags-{index}.jsonl"
+        args = ["--shard-index", str(index), "--shard-count", "2"]
+        assert translate_corpus(target, corpus, "--to", "fr", "--output", output, *args) == 0
+        shards.append({line["id"] for line in read_output(output)})
+    assert shards[0] and shards[1] and not shards[0] & shards[1]
+    assert shards[0] | shards[1] == {i for i, _ in rows}
+    assert shards[1] == {i for i, _ in rows if Shard(1, 2).owns(i)}
+    # A Kubernetes Indexed Job's pod: the index from the environment, the same arguments.
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    monkeypatch.setenv("XLING_SHARD_COUNT", "2")
+    pattern = tmp_path / "pod-{shard}.jsonl"
+    assert translate_corpus(target, corpus, "--to", "fr", "--output", pattern) == 0
+    assert {line["id"] for line in read_output(tmp_path / "pod-1.jsonl")} == shards[1]
+
+
+def test_rejects_are_reported_then_retried_on_resume(
+    target: str, tmp_path: Path, fake: FakeMistralServer
+) -> None:
+    rows = [
+        (f"doc-{i}", f"Hello {{x}}, {text}" if i % 10 == 3 else text)
+        for i, text in enumerate(sentences(100, "rejects"))
+    ]
+    corpus, output = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    rejects = tmp_path / "out.jsonl.rejects.jsonl"
+    broken = {i for i, text in rows if "{x}" in text}
+    fake.set_default(chat(translator(lambda text: french(TOKEN.sub("", text)))))
+    assert translate_corpus(target, corpus, "--to", "fr", "--from", "en", "--output", output) == 3
+    assert {line["id"] for line in read_output(output)} == {i for i, _ in rows} - broken
+    reported = read_output(rejects)
+    assert {line["id"] for line in reported} == broken
+    assert all(line["reason"] for line in reported)
+    fake.set_default(chat(translator(french)))
+    args = ["--to", "fr", "--from", "en", "--output", output, "--resume"]
+    assert translate_corpus(target, corpus, *args) == 0
+    ids = [line["id"] for line in read_output(output)]
+    assert len(ids) == len(set(ids)) == len(rows)
+    assert not rejects.exists()
+
+
+def test_a_segment_the_server_refuses_is_rejected_alone(target: str, tmp_path: Path) -> None:
+    rows = [("short", "A short sentence"), ("long", "word " * 5000), ("other", "Another one")]
+    corpus, output = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    assert translate_corpus(target, corpus, "--to", "fr", "--from", "en", "--output", output) == 3
+    assert {line["id"] for line in read_output(output)} == {"short", "other"}
+    (reject,) = read_output(tmp_path / "out.jsonl.rejects.jsonl")
+    assert reject["id"] == "long" and reject["reason"].startswith("INVALID_ARGUMENT")
