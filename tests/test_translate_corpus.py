@@ -59,7 +59,7 @@ def target(xling_server: ServerThread, fake: FakeMistralServer) -> str:
     return xling_server.target
 
 
-WORDS = "amber birch cedar dune ember fjord grove heath inlet juniper".split()
+WORDS = ["amber", "birch", "cedar", "dune", "ember", "fjord", "grove", "heath", "inlet", "juniper"]
 
 
 def sentences(count: int, prefix: str) -> list[str]:
