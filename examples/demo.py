@@ -60,7 +60,14 @@ def main() -> None:
         run(target, "detect", "Guten Morgen!", "Merci beaucoup", "お疲れ様です", "Добрый вечер")
         run(target, "detect", "--json", "Obrigado pela ajuda")
         run(target, "translate", "--to", "fr", "Your order has shipped.", "Hello {name}!")
-        run(target, "translate", "--to", "de", "--html", "<p>Click <b>here</b> to reset your password.</p>")
+        run(
+            target,
+            "translate",
+            "--to",
+            "de",
+            "--html",
+            "<p>Click <b>here</b> to reset your password.</p>",
+        )
         run(target, "index", "demo", str(DOCS))
         run(target, "search", "demo", "¿Cuánto dura la garantía?", "--top-k", "3",
             "--rerank", "--summarize")  # fmt: skip

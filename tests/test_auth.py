@@ -35,9 +35,11 @@ def keyed_server(
 def test_missing_or_wrong_key_is_unauthenticated(
     keyed_server: ServerThread, key: str | None
 ) -> None:
-    with Client(keyed_server.target, api_key=key, timeout=10) as client:
-        with pytest.raises(Unauthenticated) as caught:
-            client.detect_language(["hello"])
+    with (
+        Client(keyed_server.target, api_key=key, timeout=10) as client,
+        pytest.raises(Unauthenticated) as caught,
+    ):
+        client.detect_language(["hello"])
     assert "wrong-key" not in caught.value.message
 
 
