@@ -19,7 +19,10 @@ from xling.service.config import Settings, load_settings
 from xling.service.runtime import Runtime
 from xling.service.server import XlingServer, create_server
 
-from .fakes.mistral_server import mistral_server  # noqa: F401 - a fixture for every module
+from .fakes.mistral_server import (
+    FakeMistralServer,
+    mistral_server,  # noqa: F401 - a fixture for every module
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -70,3 +73,30 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
 def client(server: ServerThread) -> Iterator[Client]:
     with Client(server.target, timeout=60) as c:
         yield c
+
+
+MISTRAL_TEST_KEY = "test-mistral-key"
+
+
+def french(text: str) -> str:
+    """What the fake Mistral's echo translator makes of a segment in these tests."""
+    return f"FR:{text}"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeMistralServer]:
+    """A fake Mistral API shared by one test module."""
+    with FakeMistralServer() as server:
+        yield server
+
+
+def mistral_backed_server(
+    fake: FakeMistralServer, data_dir: Path, **overrides: object
+) -> ServerThread:
+    """An xling server whose chat model is the fake Mistral API."""
+    settings = load_settings(
+        host="127.0.0.1", port=0, data_dir=data_dir, chat_backend="mistral",
+        mistral_server_url=fake.url, mistral_api_key=MISTRAL_TEST_KEY, log_format="text",
+        **overrides,
+    )  # fmt: skip
+    return ServerThread(settings)

@@ -29,7 +29,7 @@ from xling.clients import (
 )
 from xling.service.config import load_settings
 
-from .conftest import ServerThread
+from .conftest import ServerThread, french, mistral_backed_server
 from .fakes.mistral_server import FakeMistralServer, chat, error, hang, translator
 from .serve_process import free_port
 
@@ -41,26 +41,13 @@ SAMPLES = [
 ]
 
 
-def french(text: str) -> str:
-    return f"FR:{text}"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeMistralServer]:
-    with FakeMistralServer() as server:
-        yield server
-
-
 @pytest.fixture(scope="module")
 def mistral_xling(
     fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
-    settings = load_settings(
-        host="127.0.0.1", port=0, data_dir=tmp_path_factory.mktemp("client-data"),
-        chat_backend="mistral", mistral_server_url=fake.url, mistral_api_key="test-key",
-        mistral_max_retries=0, log_format="text",
-    )  # fmt: skip
-    thread = ServerThread(settings)
+    thread = mistral_backed_server(
+        fake, tmp_path_factory.mktemp("client-data"), mistral_max_retries=0
+    )
     yield thread
     thread.stop()
 

@@ -18,11 +18,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from xling.clients import Client, DeadlineExceeded, RateLimited, Unavailable
-from xling.service.config import load_settings
 from xling.service.translation.masking import mask
 from xling.v1 import translation_pb2
 
-from .conftest import ServerThread
+from .conftest import MISTRAL_TEST_KEY, ServerThread, french, mistral_backed_server
 from .fakes.mistral_server import (
     FakeMistralServer,
     RecordedRequest,
@@ -33,30 +32,16 @@ from .fakes.mistral_server import (
     translator,
 )
 
-API_KEY = "test-mistral-key"
 NUMBER_WORDS = [f"item{n}" for n in range(24)]
-
-
-def french(text: str) -> str:
-    return f"FR:{text}"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeMistralServer]:
-    with FakeMistralServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
 def mistral_xling(
     fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
-    settings = load_settings(
-        host="127.0.0.1", port=0, data_dir=tmp_path_factory.mktemp("mistral-data"),
-        chat_backend="mistral", mistral_server_url=fake.url, mistral_api_key=API_KEY,
-        mistral_timeout_s=10, log_format="text",
-    )  # fmt: skip
-    thread = ServerThread(settings)
+    thread = mistral_backed_server(
+        fake, tmp_path_factory.mktemp("mistral-data"), mistral_timeout_s=10
+    )
     yield thread
     thread.stop()
 
@@ -89,7 +74,7 @@ def test_wire_format_and_user_text_only_in_data(client: Client, fake: FakeMistra
     assert len(calls) == 1
     request = calls[0]
     assert request.path == "/v1/chat/completions"
-    assert request.headers["authorization"] == f"Bearer {API_KEY}"
+    assert request.headers["authorization"] == f"Bearer {MISTRAL_TEST_KEY}"
     body = request.fields
     assert body["model"] == "mistral-large-latest"
     assert body["temperature"] <= 0.3

@@ -20,34 +20,18 @@ import pytest
 
 from xling.clients.cli import main
 from xling.clients.corpus import Shard
-from xling.service.config import load_settings
 
-from .conftest import ServerThread
+from .conftest import ServerThread, french, mistral_backed_server
 from .fakes.mistral_server import FakeMistralServer, chat, slow, translator
 
 TOKEN = re.compile("⟦\\d+⟧")  # how the server masks placeholders such as {x}
-
-
-def french(text: str) -> str:
-    return f"FR:{text}"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeMistralServer]:
-    with FakeMistralServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
 def xling_server(
     fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
-    settings = load_settings(
-        host="127.0.0.1", port=0, data_dir=tmp_path_factory.mktemp("corpus-data"),
-        chat_backend="mistral", mistral_server_url=fake.url, mistral_api_key="test-key",
-        log_format="text",
-    )  # fmt: skip
-    thread = ServerThread(settings)
+    thread = mistral_backed_server(fake, tmp_path_factory.mktemp("corpus-data"))
     yield thread
     thread.stop()
 
