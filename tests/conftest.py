@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def find_tool(name: str) -> str:
+    """A tool that `make install` puts in .tools or the venv, else one on PATH."""
+    for folder in (ROOT / ".tools" / "bin", ROOT / ".tools" / "node_modules" / ".bin",
+                   Path(sys.executable).parent):  # fmt: skip
+        candidate = folder / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: run `make install`")
+    return found
 
 
 class ServerThread:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tomllib
 
-from .conftest import ROOT
+from .conftest import ROOT, find_tool
 
 
 def test_generated_stubs_are_current() -> None:
@@ -18,8 +17,7 @@ def test_generated_stubs_are_current() -> None:
 
 
 def test_buf_lint() -> None:
-    buf = shutil.which("buf") or str(ROOT / ".tools" / "node_modules" / ".bin" / "buf")
-    result = subprocess.run([buf, "lint"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([find_tool("buf"), "lint"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

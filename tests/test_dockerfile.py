@@ -7,10 +7,8 @@ which run here against the real pyproject.toml and model catalog.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -20,23 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .conftest import find_tool
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 CHART_VALUES = ROOT / "helm" / "xling" / "values.yaml"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-
-
-def find_tool(name: str) -> str:
-    """A tool that `make install` puts in .tools or the venv, else one on PATH."""
-    for folder in (ROOT / ".tools" / "bin", ROOT / ".tools" / "node_modules" / ".bin",
-                   Path(sys.executable).parent):  # fmt: skip
-        candidate = folder / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: run `make install`")
-    return found
 
 
 @dataclass

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from xling.service.config import Settings
+
+from .conftest import find_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "xling"
@@ -51,19 +52,6 @@ CHART_MANAGED_SETTINGS = {
     "local_threads", "chat_backend", "mistral_api_key", "mistral_server_url", "mistral_model",
     "api_keys", "api_keys_file", "index_role", "snapshot_dir", "metrics_port",
 }  # fmt: skip
-
-
-def find_tool(name: str) -> str:
-    """A tool that `make install` puts in .tools or the venv, else one on PATH."""
-    for folder in (ROOT / ".tools" / "bin", ROOT / ".tools" / "node_modules" / ".bin",
-                   Path(sys.executable).parent):  # fmt: skip
-        candidate = folder / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: run `make install`")
-    return found
 
 
 @dataclass(frozen=True)
