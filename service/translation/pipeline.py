@@ -113,6 +113,7 @@ class TranslationPipeline:
         detections = await self._detect(masked, options)
         results: list[SegmentResult] = []
         units: dict[str, _Unit] = {}
+        cache_options = self._cache_options(options)
         for index, (item, detection) in enumerate(zip(masked, detections, strict=True)):
             source = options.source_language_code or detection.language_code
             result = SegmentResult("", model=self.model.name)
@@ -126,9 +127,9 @@ class TranslationPipeline:
                 continue
             key = memory_key(
                 item.masked.text,
-                source=languages.base(source) if source != "und" else "und",
+                source=languages.base(source),
                 target=options.target_language_code,
-                options=self._cache_options(options),
+                options=cache_options,
             )
             unit = units.get(key)
             if unit is None:
