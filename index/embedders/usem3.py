@@ -41,6 +41,9 @@ class USEEmbedder:
     async def embed_passages(self, texts: list[str]) -> npt.NDArray[np.float32]:
         return await self._embed(texts)
 
+    async def aclose(self) -> None:
+        """Nothing to release: the weights go with the object."""
+
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
