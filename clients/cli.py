@@ -53,18 +53,30 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--timeout", type=float, default=default(DEFAULT_TIMEOUT), help="deadline in seconds"
     )
     group.add_argument("--tls", action="store_true", default=default(False), help="use TLS")
+    for flag, env, meaning in (
+        ("--ca-cert", "XLING_CA_CERT", "CA bundle that verifies the server (implies --tls)"),
+        ("--client-cert", "XLING_CLIENT_CERT", "client certificate for mutual TLS"),
+        ("--client-key", "XLING_CLIENT_KEY", "private key of --client-cert"),
+    ):
+        group.add_argument(
+            flag, type=Path, default=default(os.environ.get(env)), help=f"{meaning} (env {env})"
+        )
     group.add_argument(
-        "--ca-cert", type=Path, default=default(None), help="CA to verify the server"
+        "--tls-server-name",
+        default=default(os.environ.get("XLING_TLS_SERVER_NAME")),
+        help="name the server's certificate must carry, when not the target's host "
+        "(env XLING_TLS_SERVER_NAME)",
     )
-    group.add_argument("--client-cert", type=Path, default=default(None), help="mTLS certificate")
-    group.add_argument("--client-key", type=Path, default=default(None), help="mTLS private key")
     group.add_argument("--json", action="store_true", default=default(False), help="JSON output")
 
 
 def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     tls = None
-    if args.tls or args.ca_cert or args.client_cert:
-        tls = TLSConfig(args.ca_cert, args.client_cert, args.client_key)
+    if args.tls or args.ca_cert or args.client_cert or args.client_key or args.tls_server_name:
+        try:
+            tls = TLSConfig(args.ca_cert, args.client_cert, args.client_key, args.tls_server_name)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     return {"api_key": args.api_key, "timeout": args.timeout, "tls": tls}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from xling.index import vectors
-from xling.index.chunking import chunk_text
+from xling.index.chunking import chunk_text, with_title
 from xling.index.embedders.base import Embedder
 from xling.index.models import DocumentInput
 from xling.index.store import DocumentRecord
@@ -33,7 +33,14 @@ async def prepare_records(
     """
     unique = list({document.id: document for document in documents}.values())
     chunk_lists = await executor.run(_chunk_all, unique, chunk_chars, chunk_overlap)
-    matrix = await _embed(embedder, [text for texts in chunk_lists for text in texts])
+    matrix = await _embed(
+        embedder,
+        [
+            with_title(document.title, text)
+            for document, texts in zip(unique, chunk_lists, strict=True)
+            for text in texts
+        ],
+    )
     records, start = [], 0
     for document, texts in zip(unique, chunk_lists, strict=True):
         records.append(

@@ -40,6 +40,7 @@ from xling.service.errors import (
     ConfigurationError,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unavailable,
     Unimplemented,
 )
@@ -95,6 +96,7 @@ class CollectionManager:
         snapshot_dir: Path | None = None,
         reload_interval_s: float = 5.0,
         publish_delay_s: float = 1.0,
+        max_collections: int | None = None,
     ) -> None:
         if role not in ("single", "writer", "replica"):
             raise ConfigurationError("index_role", f"unknown role {role!r}")
@@ -122,6 +124,7 @@ class CollectionManager:
         self._snapshot_dir = snapshot_dir or root  # only writers and replicas use it
         self._reload_interval_s = reload_interval_s
         self._publish_delay_s = publish_delay_s
+        self._max_collections = max_collections
         self._collections: dict[str, Collection] = {}
         self._versions: dict[str, str] = {}  # replica: the version loaded per collection
         self._published: dict[str, int] = {}  # writer: change_seq last published
@@ -252,6 +255,18 @@ class CollectionManager:
             await self._executor.run(collection.close)
         self._collections.clear()
 
+    def chunk_counts(self) -> dict[str, int]:
+        """Chunks per collection; safe to call from any thread (metrics scrapes)."""
+        return {name: collection.size for name, collection in dict(self._collections).items()}
+
+    def _check_room(self, name: str) -> None:
+        if self._max_collections is not None and len(self._collections) >= self._max_collections:
+            raise ResourceExhausted(
+                f"cannot create collection {name!r}: the server holds its maximum of "
+                f"{self._max_collections} collections; index into an existing one",
+                reason="MAX_COLLECTIONS",
+            )
+
     def _check_writable(self) -> None:
         if self._role == "replica":
             raise Unimplemented(
@@ -273,6 +288,7 @@ class CollectionManager:
         async with self._create_lock:
             collection = self._collections.get(name)
             if collection is None:
+                self._check_room(name)
                 collection = await self._executor.run(
                     Collection.create,
                     self._root / name,

@@ -298,10 +298,9 @@ class Store:
             )
             parameters += [key, value]
         where = " AND ".join(clauses) or "1"
-        cursor = self._reader().execute(
-            f"SELECT chunk_id FROM chunks WHERE {where}",  # noqa: S608 - fixed clauses, values bound
-            parameters,
-        )
+        # The clauses are fixed text; every value is a bound parameter.
+        query = f"SELECT chunk_id FROM chunks WHERE {where}"  # noqa: S608  # nosec B608
+        cursor = self._reader().execute(query, parameters)
         return np.array([row[0] for row in cursor], dtype=np.int64)
 
     def hits(self, chunk_ids: np.ndarray, scores: np.ndarray) -> list[ChunkHit]:

@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent."
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of /metrics (Prometheus) on host; 0 picks a free one; unset: none.",
+    )
+
+    # TLS
+    tls_cert_file: Path | None = Field(
+        None, description="Server certificate chain (PEM); with tls_key_file turns on TLS."
+    )
+    tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file (PEM).")
+    tls_client_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) that client certificates must chain to: mutual TLS."
+    )
 
     # Request limits, checked before any model call
     max_items: int = Field(1024, ge=1, description="Contents or documents per request.")
@@ -54,10 +69,35 @@ class Settings(BaseSettings):
     max_request_chars: int = Field(
         500_000, ge=1, description="Characters per request, all items together."
     )
+    max_collections: int = Field(
+        100, ge=1, description="Search collections; creating one more is RESOURCE_EXHAUSTED."
+    )
+
+    # Rate limits per API key name (one shared bucket without keys); 0 turns a limit off
+    rate_limit_requests_per_s: float = Field(
+        0.0, ge=0, description="Requests per second per key; 0: no limit."
+    )
+    rate_limit_requests_burst: int = Field(
+        0, ge=0, description="Requests a key may send at once; 0: one second's worth."
+    )
+    rate_limit_chars_per_s: float = Field(
+        0.0, ge=0, description="Characters of request text per second per key; 0: no limit."
+    )
+    rate_limit_chars_burst: int = Field(
+        0, ge=0, description="Characters a key may send at once; 0: one second's worth."
+    )
 
     # Logging
     log_level: str = Field("INFO", description="Python log level name.")
     log_format: Literal["json", "text"] = Field("json", description="Log line format.")
+
+    # Tracing (OpenTelemetry); the SDK also reads the standard OTEL_* variables
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        "none", description="Where spans go: none (tracing off), console (stderr) or otlp."
+    )
+    otel_endpoint: str | None = Field(
+        None, description="OTLP gRPC endpoint; default OTEL_EXPORTER_OTLP_ENDPOINT or :4317."
+    )
 
     # Language detection
     detector: str = Field(
@@ -129,7 +169,13 @@ class Settings(BaseSettings):
     search_candidates: int = Field(
         50, ge=1, description="Candidates from each of dense and lexical retrieval before fusion."
     )
-    rerank_candidates: int = Field(5, ge=1, description="Top fused hits the model reranks.")
+    rerank_candidates: int = Field(8, ge=1, description="Top fused hits the model reranks.")
+    reranker: Literal["auto", "listwise", "pointwise"] = Field(
+        "auto",
+        description="listwise: one call scores all candidates (large models); pointwise: one "
+        "yes/no call per candidate, scored by token probability (small models); auto: "
+        "listwise for mistral, pointwise for local.",
+    )
     dense_weight: float = Field(1.0, ge=0, description="Weight of embedding retrieval in fusion.")
     lexical_weight: float = Field(
         0.0,
@@ -150,9 +196,12 @@ class Settings(BaseSettings):
 
     # Authentication
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, description="Comma-separated API keys; empty: no auth."
+        default_factory=list,
+        description="Comma-separated API keys, each NAME:KEY or a bare KEY; empty: no auth.",
     )
-    api_keys_file: Path | None = Field(None, description="File with one API key per line.")
+    api_keys_file: Path | None = Field(
+        None, description="File with one API key per line, NAME:KEY or a bare KEY."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -160,6 +209,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _tls_files_come_together(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        return self
 
     @model_validator(mode="after")
     def _snapshots_need_a_dir(self) -> Settings:
@@ -207,3 +264,18 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
     )
     return bound(**{key: value for key, value in overrides.items() if value is not None})
+
+
+def reference_table() -> str:
+    """The Markdown table of docs/configuration.md: every setting, its default
+    and meaning (``python -m xling.service.config`` prints it)."""
+    rows = ["| environment variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        shown = "unset" if default in (None, []) else str(default)
+        rows.append(f"| `XLING_{name.upper()}` | `{shown}` | {info.description} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_table(), end="")

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
+from xling.service import tracing
 from xling.service.errors import ResourceExhausted
 
 P = ParamSpec("P")
@@ -48,13 +49,20 @@ class BlockingExecutor:
                 retry_after_s=self._retry_after_s,
                 reason="QUEUE_FULL",
             )
-        try:
-            future = self._pool.submit(partial(fn, *args, **kwargs))
-        except BaseException:
-            self._slots.release()
-            raise
-        future.add_done_callback(lambda _: self._slots.release())
-        return await asyncio.wrap_future(future)
+        with tracing.span(f"blocking {_job_name(fn)}"):
+            try:
+                future = self._pool.submit(partial(fn, *args, **kwargs))
+            except BaseException:
+                self._slots.release()
+                raise
+            future.add_done_callback(lambda _: self._slots.release())
+            return await asyncio.wrap_future(future)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _job_name(fn: Callable[..., object]) -> str:
+    """Like "Collection.dense_search"; a lambda is named after the function that made it."""
+    name = getattr(fn, "__qualname__", type(fn).__name__)
+    return name.removesuffix(".<locals>.<lambda>")

@@ -23,6 +23,7 @@ from xling.service.models import create_chat_model
 from xling.service.models.base import ChatModel
 from xling.service.models.gated import GatedChatModel
 from xling.service.search.pipeline import SearchPipeline
+from xling.service.search.rerankers import create_reranker
 from xling.service.translation.memory import TranslationMemory
 from xling.service.translation.packing import PackLimits
 from xling.service.translation.pipeline import TranslationPipeline
@@ -59,7 +60,11 @@ class Runtime:
             max_waiting=settings.model_queue_size,
         )
         embedder = await executor.run(
-            create_embedder, settings.embedder, executor, threads=settings.omp_num_threads
+            create_embedder,
+            settings.embedder,
+            executor,
+            threads=settings.omp_num_threads,
+            settings=settings,
         )
         log.info(
             "models loaded",
@@ -91,6 +96,7 @@ class Runtime:
             role=settings.index_role,
             snapshot_dir=settings.snapshot_dir,
             reload_interval_s=settings.snapshot_reload_s,
+            max_collections=settings.max_collections,
         )
         await collections.start()
         search = SearchPipeline(
@@ -99,6 +105,9 @@ class Runtime:
             detector=detector,
             executor=executor,
             model=chat_model,
+            reranker=create_reranker(
+                settings.reranker, chat_model, backend=settings.resolved_chat_backend
+            ),
             translation=translation,
             candidates=settings.search_candidates,
             rerank_candidates=settings.rerank_candidates,
@@ -110,6 +119,7 @@ class Runtime:
     async def aclose(self) -> None:
         await self.search.collections.close()
         await self.chat_model.aclose()
+        await self.embedder.aclose()
         self.executor.shutdown()
         self.memory.close()
 

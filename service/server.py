@@ -11,19 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.sdk.trace import TracerProvider
 
-from xling.service.auth import ApiKeyInterceptor, load_key_digests
+from xling.service import tracing
+from xling.service.auth import KeyRing
 from xling.service.config import Settings
 from xling.service.errors import ConfigurationError
 from xling.service.interceptors import RequestContextInterceptor
 from xling.service.logs import configure_logging
+from xling.service.metrics import Metrics
+from xling.service.ratelimit import RateLimiter
 from xling.service.runtime import Runtime
 from xling.service.servicers.search import SearchServicer
 from xling.service.servicers.translation import TranslationServicer
@@ -37,6 +45,62 @@ SERVICE_NAMES = (
 )
 
 
+class CertificateFiles:
+    """The server's TLS files, read again when they change on disk.
+
+    gRPC asks ``fetch`` before each TLS handshake; when a file's modification
+    time or size changed (a renewal by cert-manager, a rotated Secret), the
+    next connections get the new certificate without a restart. A pair that
+    does not load (a rotation half written) is skipped until the files change
+    again. With ``client_ca`` every client must present a certificate that
+    chains to it (mutual TLS).
+    """
+
+    def __init__(self, cert: Path, key: Path, client_ca: Path | None) -> None:
+        self._cert, self._key, self._client_ca = cert, key, client_ca
+        try:
+            self._stamp = self._stat()
+            self.initial = self._load()
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError("tls_cert_file", f"cannot load the TLS files: {exc}") from exc
+
+    def _stat(self) -> tuple[tuple[int, int], ...]:
+        paths = (self._cert, self._key, self._client_ca)
+        return tuple((s.st_mtime_ns, s.st_size) for s in (os.stat(p) for p in paths if p))
+
+    def _load(self) -> grpc.ServerCertificateConfiguration:
+        # gRPC would only fail the handshakes later; ssl checks the pair now.
+        check = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        check.load_cert_chain(self._cert, self._key)
+        if self._client_ca is not None:
+            check.load_verify_locations(self._client_ca)
+        return grpc.ssl_server_certificate_configuration(
+            [(self._key.read_bytes(), self._cert.read_bytes())],
+            root_certificates=self._client_ca.read_bytes() if self._client_ca else None,
+        )
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """A new configuration when the files changed since the last load, else None."""
+        try:
+            stamp = self._stat()
+            if stamp == self._stamp:
+                return None
+            configuration = self._load()
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("keeping the current TLS certificate: %s", exc)
+            return None
+        self._stamp = stamp
+        log.info("loaded a new TLS certificate from %s", self._cert)
+        return configuration
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self.initial,
+            self.fetch,
+            require_client_authentication=self._client_ca is not None,
+        )
+
+
 @dataclass
 class XlingServer:
     server: grpc.aio.Server
@@ -44,25 +108,60 @@ class XlingServer:
     health: health_aio.HealthServicer
     runtime: Runtime
     owns_runtime: bool
+    metrics: Metrics
+    metrics_port: int | None = None
+    # The provider the settings asked for: flushed and closed on stop.
+    owned_tracer_provider: TracerProvider | None = None
 
     async def stop(self, grace_s: float) -> None:
         """Reports NOT_SERVING, lets in-flight calls finish for up to ``grace_s``
         while refusing new ones, then releases the models it loaded."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        await asyncio.to_thread(self.metrics.stop)
+        if self.owned_tracer_provider is not None:
+            await asyncio.to_thread(self.owned_tracer_provider.shutdown)
         if self.owns_runtime:
             await self.runtime.aclose()
 
 
-async def create_server(settings: Settings, runtime: Runtime | None = None) -> XlingServer:
-    """Loads the models (unless ``runtime`` is given), binds and starts serving."""
-    key_digests = load_key_digests(settings)
+async def create_server(
+    settings: Settings,
+    runtime: Runtime | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+) -> XlingServer:
+    """Loads the models (unless ``runtime`` is given), binds and starts serving.
+
+    Spans go to ``tracer_provider`` when given, else to the exporter the
+    settings name (``otel_exporter``), else nowhere.
+    """
+    keys = KeyRing.from_settings(settings)
+    limiter = RateLimiter.from_settings(settings)
+    certificates = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        certificates = CertificateFiles(
+            settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+        )
+    owned_tracer_provider = None
+    if tracer_provider is None:
+        tracer_provider = owned_tracer_provider = tracing.create_provider(settings)
     owns_runtime = runtime is None
     runtime = runtime or await Runtime.start(settings)
-    # The request context runs first so refused calls are logged with an id.
-    interceptors: list[grpc.aio.ServerInterceptor] = [RequestContextInterceptor()]
-    if key_digests:
-        interceptors.append(ApiKeyInterceptor(key_digests))
+    metrics = Metrics()
+    metrics.watch(runtime)
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if tracer_provider is not None:
+        # First, so that its span covers the whole call.
+        interceptors.append(aio_server_interceptor(tracer_provider=tracer_provider))
+    interceptors.append(
+        RequestContextInterceptor(
+            metrics=metrics,
+            keys=keys,
+            limiter=limiter,
+            tracer=tracer_provider.get_tracer(tracing.TRACER_NAME) if tracer_provider else None,
+        )
+    )
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[
@@ -81,24 +180,45 @@ async def create_server(settings: Settings, runtime: Runtime | None = None) -> X
          reflection.SERVICE_NAME),
         server,
     )  # fmt: skip
-    address = f"{settings.host}:{settings.port}"
     try:
-        port = server.add_insecure_port(address)
-    except RuntimeError as exc:
+        port = _listen(server, f"{settings.host}:{settings.port}", certificates)
+        metrics_port = None
+        if settings.metrics_port is not None:
+            metrics_port = metrics.serve(settings.host, settings.metrics_port)
+    except ConfigurationError:
         if owns_runtime:
             await runtime.aclose()
-        raise ConfigurationError("port", f"cannot listen on {address}: {exc}") from exc
+        raise
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return XlingServer(server, port, health, runtime, owns_runtime)
+    return XlingServer(
+        server, port, health, runtime, owns_runtime, metrics, metrics_port, owned_tracer_provider
+    )
+
+
+def _listen(server: grpc.aio.Server, address: str, certificates: CertificateFiles | None) -> int:
+    try:
+        if certificates is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, certificates.credentials())
+    except RuntimeError as exc:
+        raise ConfigurationError("port", f"cannot listen on {address}: {exc}") from exc
 
 
 async def serve(settings: Settings) -> None:
     """Runs until SIGTERM or SIGINT, then drains gracefully."""
     configure_logging(settings.log_level, settings.log_format)
     xling_server = await create_server(settings)
-    log.info("serving", extra={"address": f"{settings.host}:{xling_server.port}"})
+    log.info(
+        "serving",
+        extra={
+            "address": f"{settings.host}:{xling_server.port}",
+            "tls": settings.tls_cert_file is not None,
+            "mutual_tls": settings.tls_client_ca_file is not None,
+            "metrics_port": xling_server.metrics_port,
+        },
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

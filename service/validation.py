@@ -23,6 +23,13 @@ DEFAULT_COLLECTION = "default"
 MAX_TOP_K = 100
 MAX_COLLECTION_NAME = 64
 MAX_ID_CHARS = 512
+# Glossary and do-not-translate terms become one regular expression per request, whose
+# compilation takes milliseconds a term: bounded, so one request cannot hold a CPU for minutes.
+MAX_TERMS = 256
+MAX_TERM_CHARS = 256
+# Each language code or metadata pair is one clause of the store's SQL filter, and SQLite
+# refuses expressions nested deeper than 1000.
+MAX_FILTER_ITEMS = 100
 
 
 class _Violations:
@@ -97,12 +104,23 @@ def check_translate(
     mime_type = request.mime_type or "text/plain"
     if mime_type not in MIME_TYPES:
         v.add("mime_type", f"must be one of {', '.join(MIME_TYPES)}; got {request.mime_type!r}")
+    terms = len(request.glossary) + len(request.do_not_translate)
+    if terms > MAX_TERMS:
+        v.add(
+            "glossary" if request.glossary else "do_not_translate",
+            f"glossary and do_not_translate have {terms} terms together; "
+            f"at most {MAX_TERMS} are allowed",
+        )
     for i, entry in enumerate(request.glossary):
         if not entry.source.strip() or not entry.target.strip():
             v.add(f"glossary[{i}]", "source and target must both be non-empty")
+        elif max(len(entry.source), len(entry.target)) > MAX_TERM_CHARS:
+            v.add(f"glossary[{i}]", f"source and target have at most {MAX_TERM_CHARS} characters")
     for i, term in enumerate(request.do_not_translate):
         if not term.strip():
             v.add(f"do_not_translate[{i}]", "must not be empty")
+        elif len(term) > MAX_TERM_CHARS:
+            v.add(f"do_not_translate[{i}]", f"has more than {MAX_TERM_CHARS} characters")
     if len(request.context) > limits.max_item_chars:
         v.add("context", f"has more than {limits.max_item_chars} characters")
     if request.formality not in _FORMALITY:
@@ -208,7 +226,15 @@ def check_search(request: search_pb2.SearchRequest, limits: Settings) -> SearchQ
         summary_language = v.language(
             "summary_language_code", request.summary_language_code, target=True
         )
-    codes = [v.language(f"language_codes[{i}]", c) for i, c in enumerate(request.language_codes)]
+    codes: list[str] = []
+    if len(request.language_codes) > MAX_FILTER_ITEMS:
+        v.add("language_codes", f"has more than {MAX_FILTER_ITEMS} codes")
+    else:
+        codes = [
+            v.language(f"language_codes[{i}]", c) for i, c in enumerate(request.language_codes)
+        ]
+    if len(request.metadata_filter) > MAX_FILTER_ITEMS:
+        v.add("metadata_filter", f"has more than {MAX_FILTER_ITEMS} pairs")
     v.raise_if_any()
     return SearchQuery(
         collection=collection,

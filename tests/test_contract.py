@@ -33,8 +33,7 @@ def test_every_package_folder_is_packaged() -> None:
 
 
 def test_configuration_reference_lists_every_setting() -> None:
-    from xling.service.config import Settings
+    from xling.service.config import reference_table
 
     reference = (ROOT / "docs" / "configuration.md").read_text()
-    missing = [name for name in Settings.model_fields if f"`XLING_{name.upper()}`" not in reference]
-    assert not missing, f"document these settings in docs/configuration.md: {missing}"
+    assert reference.endswith(reference_table()), "docs/configuration.md is stale: make docs"

@@ -51,6 +51,7 @@ CHART_MANAGED_SETTINGS = {
     "host", "port", "data_dir", "model_dir", "grace_period_s", "omp_num_threads",
     "local_threads", "chat_backend", "mistral_api_key", "mistral_server_url", "mistral_model",
     "api_keys", "api_keys_file", "index_role", "snapshot_dir", "metrics_port",
+    "tls_cert_file", "tls_key_file", "tls_client_ca_file",
 }  # fmt: skip
 
 
@@ -182,6 +183,27 @@ def test_servers_have_grpc_probes_and_drain(helm, scenario: str) -> None:
         assert spec["terminationGracePeriodSeconds"] > int(sleep[1]) + grace
         assert container["args"] == ["serve"]
         assert {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"} in container["ports"]
+
+
+def test_tls_mounts_the_secret_and_probes_the_port(helm) -> None:
+    tls = ("--set", "tls.enabled=true", "--set", "tls.existingSecret=xling-tls",
+           "--set", "tls.clientAuth=true", "--set", "tls.clientSecret=xling-client")  # fmt: skip
+    docs = render(helm, *tls)
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
+        except SchemaNotFoundError:
+            assert doc["kind"] in CRD_KINDS
+    spec = pod_spec(one(docs, "Deployment"))
+    (container,) = spec["containers"]
+    env = env_of(container)
+    assert env["XLING_TLS_CERT_FILE"]["value"] == "/tls/tls.crt"
+    assert env["XLING_TLS_CLIENT_CA_FILE"]["value"] == "/tls/ca.crt"
+    assert {"name": "tls", "mountPath": "/tls", "readOnly": True} in container["volumeMounts"]
+    assert any(v.get("secret", {}).get("secretName") == "xling-tls" for v in spec["volumes"])
+    # Kubelet's gRPC probe cannot speak TLS, so the probes only check the port.
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["tcpSocket"]["port"] == GRPC_PORT, probe
 
 
 @pytest.mark.parametrize(

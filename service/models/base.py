@@ -20,6 +20,9 @@ class ChatResult:
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # With ``top_logprobs=n``: per generated token, the n likeliest tokens at
+    # that position and their natural-log probabilities.
+    top_logprobs: tuple[dict[str, float], ...] = ()
 
 
 class ChatModel(Protocol):
@@ -42,9 +45,11 @@ class ChatModel(Protocol):
         temperature: float = 0.2,
         max_tokens: int = 1024,
         timeout_s: float | None = None,
+        top_logprobs: int = 0,
     ) -> ChatResult:
         """One completion. With ``json_schema`` the reply is JSON that the
-        backend constrains to the schema where it can (the caller still validates)."""
+        backend constrains to the schema where it can (the caller still validates).
+        With ``top_logprobs`` > 0 the result carries token probabilities."""
         ...
 
     async def aclose(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from xling.service import metrics, tracing
 from xling.service.errors import ResourceExhausted
 from xling.service.models.base import ChatMessage, ChatModel, ChatResult
 
@@ -22,6 +23,7 @@ class GatedChatModel:
     ) -> None:
         self.inner = inner
         self.name = inner.name
+        self._backend = metrics.backend_of(inner.name)
         self._active = asyncio.Semaphore(max_active)
         self._max_waiting = max_waiting
         self._waiting = 0
@@ -38,15 +40,28 @@ class GatedChatModel:
                 retry_after_s=self._retry_after_s,
                 reason="MODEL_QUEUE_FULL",
             )
-        self._waiting += 1
+        with metrics.model_waiting(self._backend):
+            self._waiting += 1
+            try:
+                await self._active.acquire()
+            finally:
+                self._waiting -= 1
         try:
-            await self._active.acquire()
-        finally:
-            self._waiting -= 1
-        try:
-            return await self.inner.complete(messages, **options)
+            with (
+                tracing.span("model complete", {"xling.model": self.name}) as span,
+                metrics.model_call(self._backend),
+            ):
+                result = await self.inner.complete(messages, **options)
+                span.set_attributes(
+                    {
+                        "xling.model.prompt_tokens": result.prompt_tokens,
+                        "xling.model.completion_tokens": result.completion_tokens,
+                    }
+                )
         finally:
             self._active.release()
+        metrics.count_model_tokens(self._backend, result.prompt_tokens, result.completion_tokens)
+        return result
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -58,6 +58,7 @@ class _Stream:
     deadline: float | None
     cancelled: threading.Event
     pieces: list[str] = field(default_factory=list)
+    top_logprobs: list[dict[str, float]] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     finish_reason: str | None = None
@@ -72,6 +73,10 @@ class _Stream:
             content = choice.get("delta", {}).get("content")
             if content:
                 self.pieces.append(content)
+            for token in (choice.get("logprobs") or {}).get("content") or ():
+                self.top_logprobs.append(
+                    {alt["token"]: alt["logprob"] for alt in token.get("top_logprobs", ())}
+                )
             self.finish_reason = choice.get("finish_reason") or self.finish_reason
         if chunk.get("usage"):
             self.usage = chunk["usage"]
@@ -148,6 +153,7 @@ class LocalChatModel:
         temperature: float = 0.2,
         max_tokens: int = 1024,
         timeout_s: float | None = None,
+        top_logprobs: int = 0,
     ) -> ChatResult:
         request: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -156,6 +162,9 @@ class LocalChatModel:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if top_logprobs:
+            request["logprobs"] = True
+            request["top_logprobs"] = top_logprobs
         if json_schema is not None:
             request["response_format"] = {
                 "type": "json_schema",
@@ -205,13 +214,15 @@ class LocalChatModel:
                 f"{self.name} ran past the {timeout_s:g} s deadline "
                 f"after {len(stream.pieces)} tokens"
             )
-        if stream.finish_reason == "length":
+        # A one-token reply (a scored yes/no) is cut on purpose.
+        if stream.finish_reason == "length" and max_tokens > 1:
             log.warning("%s stopped at max_tokens=%d; the reply is cut", self.name, max_tokens)
         return ChatResult(
             content="".join(stream.pieces),
             model=self.name,
             prompt_tokens=stream.usage.get("prompt_tokens", 0),
             completion_tokens=stream.usage.get("completion_tokens", 0),
+            top_logprobs=tuple(stream.top_logprobs),
         )
 
     def _error(self, error: dict[str, Any]) -> XlingError:

@@ -24,6 +24,7 @@ import httpx2
 from mistralai.client import Mistral, errors, models
 from mistralai.client.utils.logger import NoOpLogger
 
+from xling.service import metrics
 from xling.service.config import Settings
 from xling.service.errors import (
     ConfigurationError,
@@ -114,6 +115,7 @@ class MistralChatModel:
         temperature: float = 0.2,
         max_tokens: int = 1024,
         timeout_s: float | None = None,
+        top_logprobs: int = 0,
     ) -> ChatResult:
         request: dict[str, Any] = {
             "model": self.model,
@@ -126,6 +128,9 @@ class MistralChatModel:
                 "type": "json_schema",
                 "json_schema": {"name": "reply", "schema": json_schema, "strict": True},
             }
+        if top_logprobs:
+            request["logprobs"] = True
+            request["top_logprobs"] = top_logprobs
         loop = asyncio.get_running_loop()
         budget_s = self._timeout_s if timeout_s is None else timeout_s
         deadline = loop.time() + budget_s
@@ -150,6 +155,7 @@ class MistralChatModel:
                     retry_after_s=outcome.retry_after_s,
                     reason=outcome.reason,
                 )
+            metrics.count_model_retry("mistral")
             log.info(
                 "Mistral %s: %s; retry %d of %d in %.2f s",
                 self.model,
@@ -201,11 +207,15 @@ class MistralChatModel:
                 f"Mistral's reply has no message content (finish_reason: {finish_reason})"
             )
         usage = response.usage
+        tokens = choice.logprobs.content if choice and choice.logprobs else []
         return ChatResult(
             content=content,
             model=response.model or self.model,
             prompt_tokens=usage.prompt_tokens or 0,
             completion_tokens=usage.completion_tokens or 0,
+            top_logprobs=tuple(
+                {alt.token: alt.logprob for alt in token.top_logprobs or ()} for token in tokens
+            ),
         )
 
 

@@ -1,14 +1,14 @@
-"""The chat model as reranker and summarizer of search hits.
+"""The chat model as judge of search hits: the cited summary, and what the
+rerankers (``rerankers/``) share with it.
 
-Both send the query and passages as JSON data in the user message, never
-inside the instructions, and validate what comes back: scores for exactly the
-given ids, citations only of given ids.
+Every judge call sends the query and passages as JSON data in the user
+message, never inside the instructions, and validates what comes back:
+citations only of given ids, scores only for given ids.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,11 +16,9 @@ import langcodes
 
 from xling.service.errors import XlingError
 from xling.service.models.base import ChatMessage, ChatModel
+from xling.service.prompts import json_data
 from xling.service.prompts import load as load_prompt
 
-log = logging.getLogger(__name__)
-
-MAX_SCORE = 10.0
 # Long passages are cut for the judge; the first part carries most of the signal.
 PASSAGE_CHARS = 600
 
@@ -39,54 +37,6 @@ class Answer:
 
 class ModelOutputError(XlingError):
     """The model's reply could not be used."""
-
-
-async def rerank(
-    model: ChatModel, query: str, passages: Sequence[Passage], *, timeout_s: float | None
-) -> dict[str, float]:
-    """Relevance in [0, 1] per passage id, from one listwise call."""
-    ids = [p.id for p in passages]
-    payload = {
-        "query": query,
-        "passages": [{"id": p.id, "text": p.text[:PASSAGE_CHARS]} for p in passages],
-    }
-    schema = {
-        "type": "object",
-        "properties": {
-            "scores": {
-                "type": "array",
-                "prefixItems": [
-                    {
-                        "type": "object",
-                        "properties": {"id": {"const": i}, "score": {"type": "number"}},
-                        "required": ["id", "score"],
-                    }
-                    for i in ids
-                ],
-                "minItems": len(ids),
-                "maxItems": len(ids),
-            }
-        },
-        "required": ["scores"],
-    }
-    reply = await model.complete(
-        _messages("rerank", payload),
-        json_schema=schema,
-        temperature=0.0,
-        max_tokens=24 * len(ids) + 32,
-        timeout_s=timeout_s,
-    )
-    try:
-        items = json.loads(reply.content)["scores"]
-        scores = {str(i["id"]): float(i["score"]) for i in items if str(i.get("id")) in ids}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelOutputError(
-            f"the model's rerank reply was not valid JSON scores: {exc}"
-        ) from exc
-    if set(scores) != set(ids):
-        log.info("rerank reply covered %d of %d passages", len(scores), len(ids))
-    # A passage the model skipped ranks last rather than failing the search.
-    return {i: min(max(scores.get(i, 0.0) / MAX_SCORE, 0.0), 1.0) for i in ids}
 
 
 async def summarize(
@@ -113,7 +63,7 @@ async def summarize(
     }
     language = langcodes.Language.get(language_code).display_name("en")
     reply = await model.complete(
-        _messages("summarize", payload, language=language),
+        messages("summarize", payload, language=language),
         json_schema=schema,
         temperature=0.2,
         max_tokens=400,
@@ -130,9 +80,10 @@ async def summarize(
     return Answer(text, [c for c in dict.fromkeys(cited) if c in ids])
 
 
-def _messages(prompt_name: str, payload: dict[str, object], **values: str) -> list[ChatMessage]:
+def messages(prompt_name: str, payload: dict[str, object], **values: str) -> list[ChatMessage]:
+    """The instructions of prompt ``prompt_name``, then ``payload`` as the JSON user message."""
     prompt = load_prompt(prompt_name)
     return [
         ChatMessage("system", prompt.render(**values)),
-        ChatMessage("user", json.dumps(payload, ensure_ascii=False)),
+        ChatMessage("user", json_data(payload)),
     ]

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from xling.index.chunking import with_title
 from xling.index.embedders.base import Embedder
 from xling.index.manager import ChunkHit, CollectionInfo, CollectionManager, DocumentInput
 from xling.service.detection import UNDETERMINED, Detector
@@ -24,6 +25,7 @@ from xling.service.executor import BlockingExecutor
 from xling.service.models.base import ChatModel
 from xling.service.search import judge
 from xling.service.search.fusion import reciprocal_rank_fusion
+from xling.service.search.rerankers.base import Reranker
 from xling.service.translation.pipeline import TranslateOptions, TranslationPipeline
 
 DEFAULT_TOP_K = 10
@@ -71,9 +73,10 @@ class SearchPipeline:
         detector: Detector,
         executor: BlockingExecutor,
         model: ChatModel,
+        reranker: Reranker,
         translation: TranslationPipeline,
         candidates: int = 50,
-        rerank_candidates: int = 5,
+        rerank_candidates: int = 8,
         dense_weight: float = 1.0,
         lexical_weight: float = 0.0,
     ) -> None:
@@ -82,6 +85,7 @@ class SearchPipeline:
         self._detector = detector
         self._executor = executor
         self._model = model
+        self._reranker = reranker
         self._translation = translation
         self._candidates = candidates
         self._rerank_candidates = rerank_candidates
@@ -164,9 +168,7 @@ class SearchPipeline:
     ) -> None:
         head = result.hits[: self._rerank_candidates]
         passages = [judge.Passage(str(h.chunk.chunk_id), _passage_text(h.chunk)) for h in head]
-        scores = await judge.rerank(
-            self._model, query.query, passages, timeout_s=_remaining(deadline)
-        )
+        scores = await self._reranker.score(query.query, passages, timeout_s=_remaining(deadline))
         for hit in head:
             hit.rerank_score = scores[str(hit.chunk.chunk_id)]
         # Stable sort: equal model scores keep their retrieval order.
@@ -206,7 +208,7 @@ class SearchPipeline:
 
 
 def _passage_text(chunk: ChunkHit) -> str:
-    return f"{chunk.title}: {chunk.text}" if chunk.title else chunk.text
+    return with_title(chunk.title, chunk.text)
 
 
 def _remaining(deadline: float | None) -> float | None:

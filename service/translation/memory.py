@@ -61,10 +61,9 @@ class TranslationMemory:
             for start in range(0, len(unique), _MAX_VARIABLES):
                 chunk = unique[start : start + _MAX_VARIABLES]
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT key, translated_text FROM translations WHERE key IN ({marks})",  # noqa: S608 - only '?' marks are interpolated
-                    chunk,
-                )
+                # Only "?" marks are interpolated; the keys are bound parameters.
+                query = f"SELECT key, translated_text FROM translations WHERE key IN ({marks})"  # noqa: S608  # nosec B608
+                rows = self._db.execute(query, chunk)
                 found.update(rows)
         return found
 

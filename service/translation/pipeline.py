@@ -25,17 +25,19 @@ from typing import Any
 
 import langcodes
 
-from xling.service import languages
+from xling.service import languages, metrics
 from xling.service.detection import Detector, LanguageScore
 from xling.service.errors import DeadlineExceeded
 from xling.service.executor import BlockingExecutor
 from xling.service.models.base import ChatMessage, ChatModel
+from xling.service.prompts import json_data
 from xling.service.prompts import load as load_prompt
 from xling.service.translation.masking import Masked, MaskError, mask, token_text, unmask
 from xling.service.translation.memory import TranslationMemory, memory_key
 from xling.service.translation.packing import PackLimits, pack
 
 log = logging.getLogger(__name__)
+
 
 FORMALITY_INSTRUCTIONS = {
     "": "Use the register that fits the text.",
@@ -178,6 +180,7 @@ class TranslationPipeline:
     ) -> None:
         """Fills each unit's translation or error: memory, shared calls, then the model."""
         cached = await self._executor.run(self._memory.get_many, [u.key for u in units])
+        metrics.count_translation_cache(hits=len(cached), misses=len(units) - len(cached))
         waits: list[tuple[_Unit, asyncio.Future[_Unit]]] = []
         mine: list[_Unit] = []
         for unit in units:
@@ -269,7 +272,7 @@ class TranslationPipeline:
         )
         messages = [
             ChatMessage("system", system),
-            ChatMessage("user", json.dumps(payload, ensure_ascii=False)),
+            ChatMessage("user", json_data(payload)),
         ]
         reply = await self.model.complete(
             messages,
@@ -283,7 +286,7 @@ class TranslationPipeline:
         for segment_id, unit in zip(ids, units, strict=True):
             unit.error = _verify(texts.get(segment_id), unit.masked)
             if unit.error:
-                log.info("segment failed verification: %s", unit.error)
+                log.debug("segment failed verification: %s", unit.error)
                 failures.append(unit)
             else:
                 unit.translation = texts[segment_id]

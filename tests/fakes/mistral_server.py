@@ -115,6 +115,28 @@ def chat(content: ContentSource, *, finish_reason: str = "stop") -> Handler:
     return handle
 
 
+def yes_no(probability_of_yes: Callable[[RecordedRequest], float]) -> Handler:
+    """A one-token "yes"/"no" reply with ``logprobs``, as Mistral sends them when
+    asked for ``top_logprobs``: what a pointwise judge reads."""
+
+    def handle(request: RecordedRequest) -> Reply:
+        p_yes = min(max(probability_of_yes(request), 1e-6), 1 - 1e-6)
+        alternatives = [("yes", p_yes), ("no", 1 - p_yes)]
+        token, _ = max(alternatives, key=lambda item: item[1])
+        entries = [
+            {"token": t, "logprob": math.log(p), "bytes": list(t.encode()), "token_id": i}
+            for i, (t, p) in enumerate(alternatives)
+        ]
+        reply = json.loads(chat(token)(request).body)
+        reply["choices"][0]["logprobs"] = {
+            "content": [{**next(e for e in entries if e["token"] == token),
+                         "top_logprobs": entries}]
+        }  # fmt: skip
+        return _json_reply(200, reply)
+
+    return handle
+
+
 def translator(transform: Callable[[str], str] = str) -> Callable[[RecordedRequest], str]:
     """Chat content that "translates" the pipeline's segments with ``transform``.
 

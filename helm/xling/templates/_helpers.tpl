@@ -179,6 +179,12 @@ float64, which would print large integers as 8.388608e+06.
 {{- if and .Values.mistral.enabled (not .Values.mistral.serverUrl) (not .Values.mistral.apiKey) (not .Values.mistral.existingSecret) -}}
 {{- fail "mistral.enabled on La Plateforme needs mistral.apiKey or mistral.existingSecret (or set mistral.serverUrl for a self-hosted endpoint)" -}}
 {{- end -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
+{{- fail "tls.enabled needs tls.existingSecret, a Secret with tls.crt, tls.key and ca.crt" -}}
+{{- end -}}
+{{- if and .Values.tls.clientAuth (not (and .Values.tls.enabled .Values.tls.clientSecret)) -}}
+{{- fail "tls.clientAuth needs tls.enabled and tls.clientSecret (the certificate the chart's jobs and helm test present)" -}}
+{{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" -}}
 {{- end -}}

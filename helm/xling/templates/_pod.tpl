@@ -80,15 +80,31 @@ spec:
               name: {{ include "xling.authSecretName" $root }}
               key: {{ $values.auth.secretKeys.apiKeys }}
         {{- end }}
+        {{- if $values.tls.enabled }}
+        - name: XLING_TLS_CERT_FILE
+          value: /tls/tls.crt
+        - name: XLING_TLS_KEY_FILE
+          value: /tls/tls.key
+        {{- if $values.tls.clientAuth }}
+        - name: XLING_TLS_CLIENT_CA_FILE
+          value: /tls/ca.crt
+        {{- end }}
+        {{- end }}
         {{- with $values.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
       {{- range $probe := list "startupProbe" "livenessProbe" "readinessProbe" }}
       {{- with index $values $probe }}
       {{ $probe }}:
+        {{- if $values.tls.enabled }}
+        {{- /* The kubelet's gRPC probe cannot speak TLS: it checks that the port accepts connections. */}}
+        tcpSocket:
+          port: {{ $values.containerPorts.grpc }}
+        {{- else }}
         grpc:
           port: {{ $values.containerPorts.grpc }}
           service: {{ .service | quote }}
+        {{- end }}
         periodSeconds: {{ .periodSeconds }}
         timeoutSeconds: {{ .timeoutSeconds }}
         failureThreshold: {{ .failureThreshold }}
@@ -108,6 +124,12 @@ spec:
           mountPath: /data
         - name: tmp
           mountPath: /tmp
+        {{- if $values.tls.enabled }}
+        {{- /* No subPath: the kubelet updates a renewed Secret in place and the server reloads it. */}}
+        - name: tls
+          mountPath: /tls
+          readOnly: true
+        {{- end }}
         {{- if .role }}
         - name: snapshots
           mountPath: /snapshots
@@ -119,6 +141,11 @@ spec:
     {{- /* The root filesystem is read-only: /tmp takes library caches and temporary files. */}}
     - name: tmp
       emptyDir: {}
+    {{- if $values.tls.enabled }}
+    - name: tls
+      secret:
+        secretName: {{ $values.tls.existingSecret }}
+    {{- end }}
     {{- if .dataVolume }}
     - name: data
       {{- if and (eq .component "server") (eq $values.search.mode "single") $values.persistence.enabled }}
@@ -197,6 +224,7 @@ containers:
     env:
       - name: XLING_TARGET
         value: {{ .target | quote }}
+      {{- include "xling.clientTLSEnv" $root | nindent 6 }}
       {{- if $values.auth.enabled }}
       - name: XLING_API_KEY
         valueFrom:
@@ -214,9 +242,59 @@ containers:
     volumeMounts:
       - name: tmp
         mountPath: /tmp
+      {{- include "xling.clientTLSMounts" $root | nindent 6 }}
       {{- toYaml .mounts | nindent 6 }}
 volumes:
   - name: tmp
     emptyDir: {}
+  {{- include "xling.clientTLSVolumes" $root | nindent 2 }}
   {{- toYaml .volumes | nindent 2 }}
+{{- end -}}
+
+
+{{/*
+TLS of the chart's own clients (jobs, helm test): the server's CA from its
+Secret's ca.crt at /tls, and with tls.clientAuth the client certificate of
+tls.clientSecret at /tls-client. Each renders nothing without TLS.
+*/}}
+{{- define "xling.clientTLSEnv" -}}
+{{- if .Values.tls.enabled -}}
+- name: XLING_CA_CERT
+  value: /tls/ca.crt
+{{- if .Values.tls.clientAuth }}
+- name: XLING_CLIENT_CERT
+  value: /tls-client/tls.crt
+- name: XLING_CLIENT_KEY
+  value: /tls-client/tls.key
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{- define "xling.clientTLSMounts" -}}
+{{- if .Values.tls.enabled -}}
+- name: tls
+  mountPath: /tls
+  readOnly: true
+{{- if .Values.tls.clientAuth }}
+- name: tls-client
+  mountPath: /tls-client
+  readOnly: true
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{- define "xling.clientTLSVolumes" -}}
+{{- if .Values.tls.enabled -}}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- if .Values.tls.clientAuth }}
+- name: tls-client
+  secret:
+    secretName: {{ .Values.tls.clientSecret }}
+{{- end }}
+{{- end -}}
 {{- end -}}
