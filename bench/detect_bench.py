@@ -6,7 +6,7 @@ py3langid, the script rules and the ensemble, all in this run, and the
 ensemble's calibration on the held-out phrases (expected calibration error,
 10 bins, and a reliability table).
 
-    python bench/detect_bench.py [--quick] [--markdown docs/bench/detection.md]
+    python bench/detect_bench.py [--quick | --smoke] [--markdown docs/bench/detection.md]
     python bench/detect_bench.py --fit
 
 ``--fit`` instead grid-searches the ensemble's weights on
@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from provenance import provenance
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from xling.service.detection import LanguageScore, create_detector
@@ -116,17 +115,16 @@ def render(
     ece: float,
     reliability: list[tuple[str, int, float, float]],
     phrases: Sequence[tuple[str, str]],
-    load: float,
 ) -> str:
     base = next(row for row in rows if row.name == "langdetect")
     languages = len({lang for lang, _ in phrases})
     lines = [
+        provenance(),
+        "",
         f"Top-1 accuracy on {len(phrases)} held-out short phrases (2-6 words, {languages}"
-        " languages; tests/data/phrases_heldout.tsv) and single-thread detections per second"
-        f" on {os.cpu_count()} {platform.machine()} cores, Python {platform.python_version()},"
-        f" load average {load:.1f} at the start (other work on the machine lowers the"
-        " speeds); langdetect, the baseline, is measured in the same run. py3langid is a"
-        " comparison only: it is not part of the service's detectors.",
+        " languages; tests/data/phrases_heldout.tsv) and single-thread detections per second;"
+        " langdetect, the baseline, is measured in the same run. py3langid is a comparison"
+        " only: it is not part of the service's detectors.",
         "",
         "| detector | top-1 accuracy | vs langdetect | detections/s | vs langdetect |",
         "|---|---:|---:|---:|---:|",
@@ -150,9 +148,7 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def run(quick: bool, markdown: Path | None) -> None:
-    load = os.getloadavg()[0]
-    min_seconds = 0.3 if quick else 3.0
+def run(min_seconds: float, markdown: Path | None) -> None:
     phrases = load_phrases("phrases_heldout.tsv")
     detect: dict[str, Callable[[str], list[LanguageScore]]] = {
         "langdetect": create_detector("langdetect", seed=0).detect,
@@ -168,7 +164,7 @@ def run(quick: bool, markdown: Path | None) -> None:
         rows.append(row)
         print(f"{name:>10}: accuracy {row.accuracy:.3f}, {row.per_second:,.0f}/s", flush=True)
     ece, reliability = calibration(tops, phrases)
-    table = render(rows, ece, reliability, phrases, load)
+    table = render(rows, ece, reliability, phrases)
     print(table)
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -234,14 +230,16 @@ def fit() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="shorter speed runs")
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument("--quick", action="store_true", help="speed runs of 0.3 s")
+    speed.add_argument("--smoke", action="store_true", help="one pass per detector (tests)")
     parser.add_argument("--markdown", type=Path, help="write the table to this file")
     parser.add_argument("--fit", action="store_true", help="fit the ensemble on the tune set")
     args = parser.parse_args()
     if args.fit:
         fit()
     else:
-        run(args.quick, args.markdown)
+        run(0.0 if args.smoke else 0.3 if args.quick else 3.0, args.markdown)
 
 
 if __name__ == "__main__":

