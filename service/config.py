@@ -43,7 +43,13 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         64, ge=1, description="Blocking jobs waiting for a thread before RESOURCE_EXHAUSTED."
     )
-    omp_num_threads: int = Field(2, ge=1, description="OpenMP/BLAS threads of FAISS and torch.")
+    omp_num_threads: int = Field(
+        1,
+        ge=1,
+        description="OpenMP/BLAS threads of each blocking job (FAISS, embedding); keep "
+        "workers x this at most the cores: 2 x 2 on 2 cores cut Search throughput 30x "
+        "under load (docs/benchmarks.md).",
+    )
     max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent."
     )

@@ -125,13 +125,13 @@ def test_pointwise_asks_one_question_per_passage_and_ranks_by_p_yes(
         with Client(server.target, timeout=30) as client:
             client.index_documents("museum", FACTS)
             response = client.search("museum", "Combien coûte un billet ?", top_k=3, rerank=True)
+            requests = fake.requests_to()
     finally:
         server.stop()
         fake.reset()
 
     assert [h.document_id for h in response.hits] == ["price", "cafe", "opening"]
     assert [round(h.rerank_score, 2) for h in response.hits] == [0.8, 0.3, 0.05]
-    requests = fake.requests_to()
     assert len(requests) == 3
     for request in requests:
         assert request.fields["logprobs"] is True and request.fields["top_logprobs"] >= 2

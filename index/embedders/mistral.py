@@ -2,7 +2,7 @@
 
 La Plateforme or a self-hosted endpoint of the same API, through the
 ``mistralai`` SDK. Retries, timeouts and errors follow the chat backend
-(``xling.service.models.mistral``, whose error mapping this reuses): one
+(``xling.service.models.mistral_api``, which both use): one
 embedding call, all its requests and waits together, ends within
 ``mistral_timeout_s``; 429 and 5xx are retried up to ``mistral_max_retries``
 times, honouring Retry-After; what is left when retries or time run out is
@@ -13,26 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import random
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
-import httpx2
 import numpy as np
 import numpy.typing as npt
-from mistralai.client import Mistral, errors, models
-from mistralai.client.utils.logger import NoOpLogger
+from mistralai.client import models
 
 from xling.service.config import Settings
-from xling.service.errors import ConfigurationError, DeadlineExceeded, Unavailable, XlingError
-from xling.service.models.mistral import (
-    LA_PLATEFORME_URL,
-    TIMEOUT_REASON,
-    _Failure,
-    _http_failure,
-    _snippet,
-)
+from xling.service.errors import ConfigurationError, XlingError
+from xling.service.models.mistral_api import MistralApi
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +54,18 @@ class MistralEmbedder:
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
     ) -> None:
-        host = urlsplit(server_url or LA_PLATEFORME_URL).hostname or ""
-        if not api_key and (host == "mistral.ai" or host.endswith(".mistral.ai")):
-            raise ConfigurationError(
-                "mistral_api_key",
-                f"{host} needs a Mistral API key for the mistral embedder; set one, or point "
-                "mistral_server_url at a self-hosted endpoint",
-            )
         self.name = f"mistral:{model}"
         self.model = model
         self.dimension = dimension
-        self._timeout_s = timeout_s
-        self._max_retries = max_retries
-        self._backoff_s = backoff_s
-        self._max_backoff_s = max_backoff_s
-        self._http = httpx2.AsyncClient(follow_redirects=True)
-        self._client = Mistral(
-            api_key=api_key or None,
+        self._api = MistralApi(
+            api_key=api_key,
             server_url=server_url,
-            async_client=self._http,
-            retry_config=None,  # one attempt per SDK call; retries are ours
-            debug_logger=NoOpLogger(),  # its debug log (MISTRAL_DEBUG) prints the key
+            model=model,
+            purpose="mistral embedder",
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
         )
 
     @classmethod
@@ -132,7 +112,7 @@ class MistralEmbedder:
         return await self._embed_checked(texts)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._api.aclose()
 
     async def _embed_checked(self, texts: list[str]) -> npt.NDArray[np.float32]:
         matrix = await self._embed(texts)
@@ -147,7 +127,7 @@ class MistralEmbedder:
         """Unit rows for ``texts``, in as few requests as Mistral's limits allow."""
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        deadline = asyncio.get_running_loop().time() + self._api.timeout_s
         parts = [await self._request(batch, deadline) for batch in _batches(texts)]
         widths = sorted({part.shape[1] for part in parts})
         if len(widths) != 1:
@@ -157,67 +137,16 @@ class MistralEmbedder:
         return matrix / np.maximum(norms, np.finfo(np.float32).tiny)
 
     async def _request(self, texts: list[str], deadline: float) -> npt.NDArray[np.float32]:
-        """One embeddings request, retried like the chat backend's calls."""
-        loop = asyncio.get_running_loop()
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining_s = deadline - loop.time()
-            if remaining_s <= 0:
-                raise self._deadline_exceeded()
-            outcome = await self._attempt(texts, remaining_s)
-            if not isinstance(outcome, _Failure):
-                return self._matrix(outcome, len(texts))
-            if outcome.reason == TIMEOUT_REASON:
-                # The attempt had all the time that was left.
-                raise self._deadline_exceeded()
-            delay_s = outcome.retry_after_s
-            if delay_s is None:
-                backoff = min(self._max_backoff_s, self._backoff_s * 2 ** (attempt - 1))
-                delay_s = backoff * random.uniform(0.5, 1.0)  # noqa: S311  # jitter, not crypto
-            if attempt > self._max_retries or loop.time() + delay_s >= deadline:
-                raise outcome.kind(
-                    f"Mistral {self.model}: {outcome.description} after {attempt} attempt(s)",
-                    retry_after_s=outcome.retry_after_s,
-                    reason=outcome.reason,
-                )
-            log.info(
-                "Mistral %s embeddings: %s; retry %d of %d in %.2f s",
-                self.model,
-                outcome.description,
-                attempt,
-                self._max_retries,
-                delay_s,
-            )
-            await asyncio.sleep(delay_s)
+        """One embeddings request, retried within what is left of the call's time."""
 
-    async def _attempt(
-        self, texts: list[str], timeout_s: float
-    ) -> models.EmbeddingResponse | _Failure:
-        """One HTTP call: the response, or the failure to retry; raises for the others."""
-        try:
-            # The SDK's timeout applies per connect and per read; asyncio.timeout
-            # also ends a reply that trickles in slower than that.
-            async with asyncio.timeout(timeout_s):
-                return await self._client.embeddings.create_async(
-                    model=self.model, inputs=texts, timeout_ms=math.ceil(timeout_s * 1000)
-                )
-        except errors.ResponseValidationError as exc:
-            raise XlingError(
-                f"Mistral's reply is not a valid embeddings response: {_snippet(str(exc.cause))}"
-            ) from None
-        except errors.MistralError as exc:
-            if exc.status_code < 400:
-                raise XlingError(
-                    f"Mistral's reply is not a JSON embeddings response (HTTP {exc.status_code}): "
-                    f"{_snippet(exc.body)}"
-                ) from None
-            return _http_failure(exc)
-        except (TimeoutError, httpx2.TimeoutException):
-            return _Failure(Unavailable, f"no reply within {timeout_s:.1f} s", None, TIMEOUT_REASON)
-        except (httpx2.TransportError, errors.NoResponseError) as exc:
-            description = f"connection failed ({type(exc).__name__})"
-            return _Failure(Unavailable, description, None, "MISTRAL_UNAVAILABLE")
+        async def send(timeout_ms: int) -> models.EmbeddingResponse:
+            return await self._api.client.embeddings.create_async(
+                model=self.model, inputs=texts, timeout_ms=timeout_ms
+            )
+
+        remaining_s = deadline - asyncio.get_running_loop().time()
+        response = await self._api.call(send, what="embeddings response", timeout_s=remaining_s)
+        return self._matrix(response, len(texts))
 
     def _matrix(self, response: models.EmbeddingResponse, count: int) -> npt.NDArray[np.float32]:
         """The response's vectors in input order, as a (count, width) float32 matrix."""
@@ -233,12 +162,6 @@ class MistralEmbedder:
         if not np.isfinite(matrix).all():
             raise XlingError(f"Mistral {self.model} returned vectors that are not finite")
         return matrix
-
-    def _deadline_exceeded(self) -> DeadlineExceeded:
-        return DeadlineExceeded(
-            f"Mistral {self.model} embeddings did not finish within the "
-            f"{self._timeout_s:.1f} s mistral_timeout_s"
-        )
 
 
 def _batches(texts: list[str]) -> Iterator[list[str]]:
