@@ -48,7 +48,7 @@ STABLE_SELECTOR_LABELS = {
 }
 # Settings the chart derives from its own values; `config` may not set them.
 CHART_MANAGED_SETTINGS = {
-    "host", "port", "data_dir", "model_dir", "grace_period_s", "omp_num_threads",
+    "host", "port", "data_dir", "model_dir", "grace_period_s", "omp_num_threads", "workers",
     "local_threads", "chat_backend", "mistral_api_key", "mistral_server_url", "mistral_model",
     "api_keys", "api_keys_file", "index_role", "snapshot_dir", "metrics_port",
     "tls_cert_file", "tls_key_file", "tls_client_ca_file",
@@ -212,14 +212,16 @@ def test_tls_mounts_the_secret_and_probes_the_port(helm) -> None:
 def test_threads_follow_the_cpu_limit(helm, cpu_limit: str, threads: str) -> None:
     docs = render(helm, "--set-string", f"resources.limits.cpu={cpu_limit}")
     env = env_of(pod_spec(one(docs, "Deployment"))["containers"][0])
-    for name in ("OMP_NUM_THREADS", "XLING_OMP_NUM_THREADS", "XLING_LOCAL_THREADS"):
+    for name in ("XLING_WORKERS", "XLING_LOCAL_THREADS"):
         assert env[name]["value"] == threads, name
+    for name in ("OMP_NUM_THREADS", "XLING_OMP_NUM_THREADS"):
+        assert env[name]["value"] == "1", name
 
 
-def test_omp_num_threads_overrides_the_cpu_limit(helm) -> None:
-    docs = render(helm, "--set", "ompNumThreads=3")
+def test_cpu_threads_override_the_cpu_limit(helm) -> None:
+    docs = render(helm, "--set", "cpuThreads=3")
     env = env_of(pod_spec(one(docs, "Deployment"))["containers"][0])
-    assert env["OMP_NUM_THREADS"]["value"] == "3"
+    assert env["XLING_WORKERS"]["value"] == env["XLING_LOCAL_THREADS"]["value"] == "3"
 
 
 def test_drain_shorter_than_the_pod_grace_is_refused(helm) -> None:

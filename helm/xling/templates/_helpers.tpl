@@ -122,14 +122,14 @@ imagePullSecrets:
 {{- end -}}
 
 {{/*
-CPU threads for OpenMP/BLAS and llama.cpp: ompNumThreads, else the CPU limit
+Cores the server keeps busy (blocking workers, llama.cpp threads): cpuThreads, else the CPU limit
 (else request) of the given resources rounded down, at least 1. Rounding down
 keeps the threads within the CFS quota, so they are never throttled.
 Call with (dict "root" $ "resources" RESOURCES).
 */}}
 {{- define "xling.threads" -}}
-{{- if .root.Values.ompNumThreads -}}
-{{- .root.Values.ompNumThreads | int -}}
+{{- if .root.Values.cpuThreads -}}
+{{- .root.Values.cpuThreads | int -}}
 {{- else -}}
 {{- $cpu := toString (dig "limits" "cpu" (dig "requests" "cpu" "1" .resources) .resources) -}}
 {{- $millicores := 0 -}}

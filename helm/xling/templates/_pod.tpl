@@ -54,9 +54,13 @@ spec:
         - configMapRef:
             name: {{ include "xling.fullname" $root }}
       env:
+        {{- /* One BLAS thread per blocking job and a job per core: two jobs of two
+               threads each on two cores cut Search throughput 30x (docs/benchmarks.md). */}}
         - name: OMP_NUM_THREADS
-          value: {{ $threads | quote }}
+          value: "1"
         - name: XLING_OMP_NUM_THREADS
+          value: "1"
+        - name: XLING_WORKERS
           value: {{ $threads | quote }}
         - name: XLING_LOCAL_THREADS
           value: {{ $threads | quote }}
