@@ -13,15 +13,21 @@ RRF_K = 60
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[K]], *, k: int = RRF_K
+    rankings: Sequence[Sequence[K]],
+    *,
+    weights: Sequence[float] | None = None,
+    k: int = RRF_K,
 ) -> list[tuple[K, float]]:
-    """Items of all rankings by fused score ``sum(1 / (k + rank))``, best first.
+    """Items of all rankings by fused score ``sum(weight / (k + rank))``, best first.
 
     >>> reciprocal_rank_fusion([["a", "b"], ["b", "c"]])[0][0]
     'b'
+    >>> reciprocal_rank_fusion([["a", "b"], ["b", "c"]], weights=[1.0, 0.0])[0][0]
+    'a'
     """
+    weights = [1.0] * len(rankings) if weights is None else weights
     scores: dict[K, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda pair: pair[1], reverse=True)

@@ -129,7 +129,9 @@ class SearchPipeline:
             ),
         )
         by_id = {hit.chunk_id: hit for hit in (*dense, *lexical)}
-        fused = reciprocal_rank_fusion([[h.chunk_id for h in dense], [h.chunk_id for h in lexical]])
+        fused = reciprocal_rank_fusion(
+            [[h.chunk_id for h in dense], [h.chunk_id for h in lexical]], weights=self._weights
+        )
         hits = [Hit(by_id[chunk_id], score) for chunk_id, score in fused]
         result = SearchResult(language, hits)
         if query.rerank and hits:
