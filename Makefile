@@ -61,7 +61,7 @@ docs: install
 lock: install
 	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock
 
-# 6 to 8 minutes on two shared cores; BENCH_FLAGS=--local-model adds the local model check.
+# About 10 minutes on two cores; BENCH_FLAGS=--local-model adds the local model check.
 bench: install
 	nice $(PY) bench/run_all.py $(BENCH_FLAGS)
 

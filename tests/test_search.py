@@ -146,6 +146,8 @@ def test_retrieval_quality_on_the_cross_lingual_set(client_module: Client) -> No
         ids = [h.document_id for h in client_module.search("eval", query["query"], top_k=10).hits]
         relevant = query["relevant"][0]
         reciprocal_ranks.append(1 / (ids.index(relevant) + 1) if relevant in ids else 0.0)
+    recall_at_1 = sum(rr == 1 for rr in reciprocal_ranks) / len(queries)
     recall_at_3 = sum(rr >= 1 / 3 for rr in reciprocal_ranks) / len(queries)
-    # A floor under docs/benchmarks.md's measured figures, to catch regressions.
-    assert recall_at_3 >= 0.7, reciprocal_ranks
+    # Floors under docs/search.md's measured 0.571 and 0.929 (titled passages;
+    # without titles R@1 was 0.333), to catch regressions.
+    assert recall_at_1 >= 0.5 and recall_at_3 >= 0.85, reciprocal_ranks
