@@ -18,14 +18,17 @@ from .serve_process import ServeProcess
 def test_sigterm_drains_in_flight_calls(tmp_path: Path, model_cache: Path) -> None:
     server = ServeProcess(tmp_path / "data", model_cache, XLING_GRACE_PERIOD_S="60")
     try:
-        # Slow enough to still be running when SIGTERM arrives.
-        # Under the 500k-character request limit, so the client sends it as one call.
-        contents = [("Das ist ein ziemlich langer deutscher Satz. " * 40)[:1900]] * 250
+        # The local model takes seconds a sentence: still running when SIGTERM arrives.
+        contents = [
+            "The library opens at eight in the morning on weekdays.",
+            "Please bring your card when you borrow a book.",
+            "Children under twelve read for free on Saturdays.",
+        ]
         results: dict[str, object] = {}
 
         def call() -> None:
-            with Client(server.target, timeout=120) as client:
-                results["response"] = client.detect_language(contents)
+            with Client(server.target, timeout=300) as client:
+                results["response"] = client.translate_text(contents, target_language_code="fr")
 
         started = threading.Thread(target=call)
         started.start()
@@ -37,10 +40,11 @@ def test_sigterm_drains_in_flight_calls(tmp_path: Path, model_cache: Path) -> No
         with Client(server.target, timeout=5) as late, pytest.raises(XlingError) as refused:
             late.detect_language(["hello"])
         assert refused.value.code == grpc.StatusCode.UNAVAILABLE
-        started.join(timeout=120)
+        started.join(timeout=300)
         response = results["response"]
-        assert len(response.detections) == len(contents)  # type: ignore[attr-defined]
-        assert response.detections[0].languages[0].language_code == "de"  # type: ignore[attr-defined]
+        translations = response.translations  # type: ignore[attr-defined]
+        assert len(translations) == len(contents)
+        assert all(t.translated_text and not t.error for t in translations), translations
         code, stderr = server.wait()
         assert code == 0, stderr
         events = [
