@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from mistralai.client import models
 
+from xling.service.batching import bounded_batches
 from xling.service.config import Settings
 from xling.service.errors import ConfigurationError, XlingError
 from xling.service.models.mistral_api import MistralApi
@@ -167,16 +168,9 @@ class MistralEmbedder:
 def _batches(texts: list[str]) -> Iterator[list[str]]:
     """Consecutive runs of ``texts`` within Mistral's per-request limits; a
     text over the token limit alone goes in a request of its own."""
-    batch: list[str] = []
-    tokens = 0
-    for text in texts:
-        cost = len(text.encode()) + 2
-        if batch and (
-            len(batch) == MAX_INPUTS_PER_REQUEST or tokens + cost > MAX_TOKENS_PER_REQUEST
-        ):
-            yield batch
-            batch, tokens = [], 0
-        batch.append(text)
-        tokens += cost
-    if batch:
-        yield batch
+    return bounded_batches(
+        texts,
+        cost=lambda text: len(text.encode()) + 2,
+        max_items=MAX_INPUTS_PER_REQUEST,
+        max_cost=MAX_TOKENS_PER_REQUEST,
+    )

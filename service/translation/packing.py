@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from xling.service.batching import bounded_batches
+
 # Rough tokens per character across scripts; CJK runs nearer 1, Latin nearer 0.25.
 # Erring high keeps packed replies inside the model's output limit.
 TOKENS_PER_CHAR = 0.5
@@ -34,14 +36,9 @@ def pack(segments: Sequence[str], limits: PackLimits) -> Iterator[list[int]]:
     >>> list(pack(["a", "b", "c"], PackLimits(max_segments=2, max_tokens=1000)))
     [[0, 1], [2]]
     """
-    batch: list[int] = []
-    tokens = 0
-    for index, text in enumerate(segments):
-        cost = estimate_tokens(text)
-        if batch and (len(batch) == limits.max_segments or tokens + cost > limits.max_tokens):
-            yield batch
-            batch, tokens = [], 0
-        batch.append(index)
-        tokens += cost
-    if batch:
-        yield batch
+    return bounded_batches(
+        range(len(segments)),
+        cost=lambda index: estimate_tokens(segments[index]),
+        max_items=limits.max_segments,
+        max_cost=limits.max_tokens,
+    )
