@@ -69,8 +69,10 @@ def main() -> None:
             "<p>Click <b>here</b> to reset your password.</p>",
         )
         run(target, "index", "demo", str(DOCS))
+        # The local model judges 8 passages, then writes the summary: seconds on an
+        # idle 2-core machine, over a minute on a busy one.
         run(target, "search", "demo", "¿Cuánto dura la garantía?", "--top-k", "3",
-            "--rerank", "--summarize")  # fmt: skip
+            "--rerank", "--summarize", "--timeout", "600")  # fmt: skip
         run(target, "stats", "demo")
     finally:
         server.send_signal(signal.SIGTERM)
