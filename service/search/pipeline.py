@@ -128,11 +128,15 @@ class SearchPipeline:
                 self.collections.lexical_search, 1, query.collection, query.query, filters
             ),
         )
-        by_id = {hit.chunk_id: hit for hit in (*dense, *lexical)}
-        fused = reciprocal_rank_fusion(
-            [[h.chunk_id for h in dense], [h.chunk_id for h in lexical]], weights=self._weights
-        )
-        hits = [Hit(by_id[chunk_id], score) for chunk_id, score in fused]
+        if dense and lexical:
+            by_id = {hit.chunk_id: hit for hit in (*dense, *lexical)}
+            fused = reciprocal_rank_fusion(
+                [[h.chunk_id for h in dense], [h.chunk_id for h in lexical]], weights=self._weights
+            )
+            hits = [Hit(by_id[chunk_id], score) for chunk_id, score in fused]
+        else:
+            # One retriever: its own score (cosine or BM25) says more than a rank.
+            hits = [Hit(chunk, chunk.score) for chunk in dense or lexical]
         result = SearchResult(language, hits)
         if query.rerank and hits:
             await self._rerank(query, result, deadline)
