@@ -23,6 +23,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from xling.durable import fsync_directory, write_atomically
 from xling.index import vectors
 from xling.index.lexical import Bm25Index, tokenize
 from xling.index.locks import ReadWriteLock
@@ -30,12 +31,10 @@ from xling.index.models import ChunkHit, CollectionInfo, IndexSettings
 from xling.index.snapshots import (
     INDEX_FILE,
     encode_snapshot,
-    fsync_directory,
     load_index_snapshot,
     new_version_name,
     publish_version,
     remove_leftovers,
-    write_atomically,
 )
 from xling.index.store import STORE_FILE, DocumentRecord, Store
 from xling.service.errors import ConfigurationError

@@ -30,6 +30,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from xling.durable import TEMPORARY_PREFIX, fsync_directory, write_atomically
 from xling.index.vectors import deserialize, index_ids
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ logger = logging.getLogger(__name__)
 INDEX_FILE = "index.snapshot"
 CURRENT_FILE = "CURRENT"
 _MAGIC = b"xling-index-snapshot 1\n"
-_TEMPORARY_PREFIX = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -45,30 +45,6 @@ class SnapshotHeader:
     change_seq: int
     count: int
     sha256: str
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replaces ``path`` with ``data``: after a crash it holds the old bytes
-    or the new ones, never a mix."""
-    temporary = path.with_name(f"{_TEMPORARY_PREFIX}{path.name}.{uuid.uuid4().hex}")
-    try:
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_directory(path.parent)
-
-
-def fsync_directory(path: Path) -> None:
-    """Makes renames and new files in ``path`` durable."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def encode_snapshot(payload: bytes, *, change_seq: int, count: int) -> bytes:
@@ -132,7 +108,7 @@ def publish_version(
     temporary directory), points ``CURRENT`` at it, and prunes all but the
     newest ``keep`` versions."""
     collection_dir.mkdir(parents=True, exist_ok=True)
-    temporary = collection_dir / f"{_TEMPORARY_PREFIX}{version}"
+    temporary = collection_dir / f"{TEMPORARY_PREFIX}{version}"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
     try:
@@ -160,7 +136,7 @@ def version_seq(version: str) -> int:
 def remove_leftovers(directory: Path) -> None:
     """Deletes temporary files that a crash left behind in ``directory``.
     Only for the directory's single writer, when it is not writing."""
-    for entry in directory.glob(f"{_TEMPORARY_PREFIX}*"):
+    for entry in directory.glob(f"{TEMPORARY_PREFIX}*"):
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
         else:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from xling.clients.corpus._source import InputError
+from xling.durable import write_atomically
 
 CHECKPOINT_VERSION = 1
 _CHUNK = 1 << 20
@@ -58,19 +59,7 @@ class Checkpoint:
             "output_offset": self.output_offset,
             "rejects": self.rejects,
         }
-        write_atomically(path, [json.dumps(body, ensure_ascii=False).encode()])
-
-
-def write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
-    """Replaces ``path`` with ``chunks``: after a crash, the old file or the new, whole."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        for chunk in chunks:
-            file.write(chunk)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
+        write_atomically(path, json.dumps(body, ensure_ascii=False).encode())
 
 
 def write_rejects(path: Path, rejects: Mapping[str, str]) -> None:
@@ -83,14 +72,6 @@ def write_rejects(path: Path, rejects: Mapping[str, str]) -> None:
         for i, reason in rejects.items()
     )
     write_atomically(path, lines)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class OutputLog:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from xling.durable import fsync_directory
 from xling.service.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -225,16 +226,7 @@ def _write_verified(model: EmbeddedModel, sources: Sequence[Path], target: Path)
         raise ConfigurationError("model_dir", f"cannot assemble {target}: {exc}") from exc
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Makes the rename itself durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    fsync_directory(target.parent)
 
 
 def preassemble(names: Sequence[str], model_dir: Path, *, verify: bool = False) -> list[Path]:
