@@ -128,7 +128,8 @@ class SearchPipeline:
                 self.collections.lexical_search, 1, query.collection, query.query, filters
             ),
         )
-        if dense and lexical:
+        # The weights, not what each retriever found, pick the score's meaning.
+        if all(self._weights):
             by_id = {hit.chunk_id: hit for hit in (*dense, *lexical)}
             fused = reciprocal_rank_fusion(
                 [[h.chunk_id for h in dense], [h.chunk_id for h in lexical]], weights=self._weights
