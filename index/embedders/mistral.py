@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from mistralai.client import models
 
+from xling.index.embedders.base import Embedder
 from xling.service.batching import bounded_batches
 from xling.service.config import Settings
 from xling.service.errors import ConfigurationError, XlingError
@@ -36,7 +37,7 @@ MAX_TOKENS_PER_REQUEST = 16_384
 PROBE_TEXT = "dimension probe"
 
 
-class MistralEmbedder:
+class MistralEmbedder(Embedder):
     """``Embedder`` over the ``mistralai`` SDK's async embeddings call.
 
     Mistral's embedding models have no query or passage variant, so both

