@@ -1,8 +1,10 @@
 """The README's first command: a server on the embedded defaults, and sample calls.
 
-Starts ``xling serve`` on a free loopback port with ``xling-data/demo`` as its
-data directory (no network, no API key), runs the CLI as a user would and
-prints each command with its output, then stops the server with SIGTERM.
+Starts ``xling serve`` on a free loopback port (no network, no API key) with a
+fresh temporary data directory, so every run indexes from scratch on the
+embedder now configured, and ``xling-data/models`` as its model directory, so
+the models are assembled once. Runs the CLI as a user would, prints each
+command with its output, then stops the server with SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,10 +53,12 @@ def main() -> None:
     port = free_port()
     target = f"127.0.0.1:{port}"
     print(f"Starting xling serve on {target} (embedded models; the first start assembles them)")
+    data_dir = tempfile.TemporaryDirectory(prefix="xling-demo-")
     server = subprocess.Popen(
         [sys.executable, "-m", "xling.clients.cli", "serve", "--port", str(port),
-         "--data-dir", str(ROOT / "xling-data" / "demo"), "--log-format", "text"],
-        env={**os.environ, "XLING_LOG_LEVEL": "WARNING"},
+         "--data-dir", data_dir.name, "--log-format", "text"],
+        env={**os.environ, "XLING_LOG_LEVEL": "WARNING",
+             "XLING_MODEL_DIR": str(ROOT / "xling-data" / "models")},
     )  # fmt: skip
     try:
         wait_ready(server, target)
@@ -77,6 +82,7 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+        data_dir.cleanup()
 
 
 if __name__ == "__main__":

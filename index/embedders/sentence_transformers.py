@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from sentence_transformers import SentenceTransformer
+from transformers.utils import logging as transformers_logging
 
 from xling.index.embedders.base import Embedder
 from xling.service.errors import ConfigurationError
@@ -62,6 +63,8 @@ class SentenceTransformerEmbedder(Embedder):
         # its User-Agent, huggingface_hub fetches a registry, a 3 s wait when
         # the network is down); offline mode refuses them all at once.
         huggingface_hub.constants.HF_HUB_OFFLINE = True
+        # transformers draws a "Loading weights" bar on stderr: noise in server logs.
+        transformers_logging.disable_progress_bar()
         source = model
         if model.startswith(("/", ".", "~")):  # a path; Hub names never start so
             path = Path(model).expanduser()
