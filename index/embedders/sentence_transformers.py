@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from functools import partial
 from pathlib import Path, PurePath
 
 import huggingface_hub
@@ -22,6 +23,7 @@ from sentence_transformers import SentenceTransformer
 from transformers.utils import logging as transformers_logging
 
 from xling.index.embedders.base import Embedder
+from xling.index.embedders.coalescing import Coalescer
 from xling.service.errors import ConfigurationError
 from xling.service.executor import BlockingExecutor
 
@@ -53,10 +55,16 @@ class SentenceTransformerEmbedder(Embedder):
                 "model', or to a model name already in the local Hugging Face cache",
             )
         self.name = f"sentence-transformers:{model}"
-        self._executor = executor
-        # Concurrent encodes would each start `threads` torch threads and
-        # fight over the same cores; one at a time keeps latency predictable.
+        # Concurrent calls join into batches; the lock keeps a query batch and
+        # a passage batch from running at once, each with `threads` torch
+        # threads fighting over the same cores.
         self._lock = threading.Lock()
+        self._queries = Coalescer(
+            partial(self._encode, query=True), executor, max_texts=ENCODE_BATCH
+        )
+        self._passages = Coalescer(
+            partial(self._encode, query=False), executor, max_texts=ENCODE_BATCH
+        )
         # Process-wide, like OMP_NUM_THREADS: torch defaults to every core.
         torch.set_num_threads(threads)
         # local_files_only stops downloads but not every Hub request (building
@@ -107,7 +115,7 @@ class SentenceTransformerEmbedder(Embedder):
     async def _embed(self, texts: list[str], *, query: bool) -> npt.NDArray[np.float32]:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        return await self._executor.run(self._encode, texts, query=query)
+        return await (self._queries if query else self._passages).embed(texts)
 
     def _encode(self, texts: list[str], *, query: bool) -> npt.NDArray[np.float32]:
         if query:
