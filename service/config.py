@@ -46,9 +46,9 @@ class Settings(BaseSettings):
     omp_num_threads: int = Field(
         1,
         ge=1,
-        description="OpenMP/BLAS threads of each blocking job (FAISS, embedding); keep "
-        "workers x this at most the cores: 2 x 2 on 2 cores cut Search throughput 30x "
-        "under load (docs/benchmarks.md).",
+        description="OpenMP/BLAS threads of each blocking job (FAISS); keep workers x this at "
+        "most the cores: 2 x 2 on 2 cores cut Search throughput 30x under load "
+        "(docs/benchmarks.md). The embedder, one batch at a time, gets workers x this.",
     )
     max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent."

@@ -59,11 +59,13 @@ class Runtime:
             max_active=settings.model_concurrency,
             max_waiting=settings.model_queue_size,
         )
+        # An in-process embedder runs one batch at a time (concurrent calls
+        # join the next batch), so it may use every worker's threads.
         embedder = await executor.run(
             create_embedder,
             settings.embedder,
             executor,
-            threads=settings.omp_num_threads,
+            threads=settings.workers * settings.omp_num_threads,
             settings=settings,
         )
         log.info(

