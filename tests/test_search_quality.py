@@ -8,7 +8,6 @@ shared model cache on the first run (about 20 s, then reused).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from xling.service.config import Settings, load_settings
 from xling.v1 import search_pb2
 
 from .conftest import DATA, ServerThread
-from .test_search import documents
+from .test_search import documents, eval_reciprocal_ranks
 
 DEFAULT_EMBEDDER = Settings.model_fields["embedder"].default
 
@@ -50,16 +49,9 @@ def test_retrieval_quality_of_the_default_embedder(gemma: Client) -> None:
     assert response.indexed_count == 258
     stats = gemma.get_collection_stats("eval")
     assert (stats.embedder, stats.dimension) == ("embeddinggemma", 768)
-    queries = [
-        json.loads(line) for line in (set_dir / "queries.jsonl").read_text().splitlines() if line
-    ]
-    reciprocal_ranks = []
-    for query in queries:
-        ids = [h.document_id for h in gemma.search("eval", query["query"], top_k=10).hits]
-        relevant = query["relevant"][0]
-        reciprocal_ranks.append(1 / (ids.index(relevant) + 1) if relevant in ids else 0.0)
-    recall_at_1 = sum(rr == 1 for rr in reciprocal_ranks) / len(queries)
-    mrr = sum(reciprocal_ranks) / len(queries)
+    reciprocal_ranks = eval_reciprocal_ranks(gemma, "eval")
+    recall_at_1 = sum(rr == 1 for rr in reciprocal_ranks) / len(reciprocal_ranks)
+    mrr = sum(reciprocal_ranks) / len(reciprocal_ranks)
     assert recall_at_1 >= 37 / 42 and mrr >= 0.93, (recall_at_1, mrr, reciprocal_ranks)
     assert all(rr >= 1 / 3 for rr in reciprocal_ranks), reciprocal_ranks
 
