@@ -97,7 +97,9 @@ def pipeline_for(runtime: Runtime, dense: float, lexical: float, reranker: str) 
         collections=runtime.search.collections, embedder=runtime.embedder,
         detector=runtime.detector, executor=runtime.executor, model=runtime.chat_model,
         reranker=FACTORIES[reranker](runtime.chat_model), translation=runtime.translation,
-        candidates=settings.search_candidates, rerank_candidates=settings.rerank_candidates,
+        candidates=settings.search_candidates,
+        rerank_candidates=settings.resolved_rerank_candidates,
+        rerank_weight=settings.resolved_rerank_weight,
         dense_weight=dense, lexical_weight=lexical,
     )  # fmt: skip
 
@@ -152,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     methods = dict(METHODS)
     if not args.quick:
-        candidates = load_settings().rerank_candidates
+        candidates = load_settings().resolved_rerank_candidates
         for name in filter(None, args.rerank.split(",")):
             methods[f"dense + {name} rerank of the top {candidates}"] = (
                 "eval", 1.0, 0.0, name,

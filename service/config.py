@@ -23,6 +23,11 @@ from pydantic_settings import (
 )
 
 ChatBackendName = Literal["auto", "local", "mistral"]
+# The rerank blend weight by backend when none is set. The local model's is fitted on
+# the development split of tests/data/retrieval (bench/rerank_calibration.py,
+# docs/search.md); Mistral Large's listwise order is taken as it is (unmeasured here).
+DEFAULT_RERANK_WEIGHT = {"local": 0.5, "mistral": 1.0}
+DEFAULT_RERANK_CANDIDATES = {"local": 4, "mistral": 8}
 
 
 class Settings(BaseSettings):
@@ -176,12 +181,28 @@ class Settings(BaseSettings):
     search_candidates: int = Field(
         50, ge=1, description="Candidates from each of dense and lexical retrieval before fusion."
     )
-    rerank_candidates: int = Field(8, ge=1, description="Top fused hits the model reranks.")
+    rerank_candidates: int | None = Field(
+        None,
+        ge=1,
+        description="Top hits the model reranks. Empty: 4 for the local model (one call "
+        "each; the default embedder's answers sit in its top 3), 8 for mistral (one call).",
+    )
     reranker: Literal["auto", "listwise", "pointwise"] = Field(
         "auto",
         description="listwise: one call scores all candidates (large models); pointwise: one "
         "yes/no call per candidate, scored by token probability (small models); auto: "
         "listwise for mistral, pointwise for local.",
+    )
+    rerank_weight: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of the model's judgment in the reranked order, the rest being the "
+        "retrieval score (0: retrieval order, 1: the model's). Empty: fitted for the local "
+        "model (docs/search.md), 1 for mistral.",
+    )
+    summary_passages: int = Field(
+        3, ge=1, description="Best hits (documents) the model reads to write a summary."
     )
     dense_weight: float = Field(1.0, ge=0, description="Weight of embedding retrieval in fusion.")
     lexical_weight: float = Field(
@@ -255,6 +276,18 @@ class Settings(BaseSettings):
         if self.mistral_api_key is not None or self.mistral_server_url:
             return "mistral"
         return "local"
+
+    @property
+    def resolved_rerank_candidates(self) -> int:
+        if self.rerank_candidates is not None:
+            return self.rerank_candidates
+        return DEFAULT_RERANK_CANDIDATES[self.resolved_chat_backend]
+
+    @property
+    def resolved_rerank_weight(self) -> float:
+        if self.rerank_weight is not None:
+            return self.rerank_weight
+        return DEFAULT_RERANK_WEIGHT[self.resolved_chat_backend]
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:

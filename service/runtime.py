@@ -112,7 +112,9 @@ class Runtime:
             ),
             translation=translation,
             candidates=settings.search_candidates,
-            rerank_candidates=settings.rerank_candidates,
+            rerank_candidates=settings.resolved_rerank_candidates,
+            rerank_weight=settings.resolved_rerank_weight,
+            summary_passages=settings.summary_passages,
             dense_weight=settings.dense_weight,
             lexical_weight=settings.lexical_weight,
         )

@@ -10,10 +10,25 @@ import grpc
 import pytest
 
 from xling.clients import Client, XlingError
+from xling.service.search.rerankers.blend import blend
 from xling.v1 import search_pb2
 
 from .conftest import DATA, ServerThread, mistral_backed_server
 from .fakes.mistral_server import FakeMistralServer, RecordedRequest, chat, raw, yes_no
+
+
+def test_blend_interpolates_judge_and_scaled_retrieval() -> None:
+    retrieval, judged = [0.62, 0.50, 0.38], [0.1, 0.9, 0.5]
+    assert blend(retrieval, judged, 0.0) == [1.0, 0.5, 0.0]
+    assert blend(retrieval, judged, 1.0) == judged
+    assert blend(retrieval, judged, 0.5) == pytest.approx([0.55, 0.7, 0.25])
+    # Equal retrieval scores leave the order to the judge at any weight.
+    assert blend([0.4, 0.4], [0.2, 0.6], 0.3) == pytest.approx([0.76, 0.88])
+    with pytest.raises(ValueError, match="weight"):
+        blend(retrieval, judged, 1.5)
+    with pytest.raises(ValueError, match="one retrieval score"):
+        blend(retrieval, judged[:2], 0.5)
+
 
 FACTS = [
     search_pb2.Document(id=i, title=title, text=text)
@@ -185,3 +200,42 @@ def test_pointwise_rerank_on_the_local_model_lifts_answers_over_same_language_di
 
     assert all(rank >= 1 for rank in reranked), (hard, reranked)
     assert sum(rank == 1 for rank in reranked) >= 3, (hard, reranked)
+
+
+def test_a_listwise_judge_that_knows_the_answers_reaches_r_at_1_of_1(
+    fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The blend must let a right judge (weight 1 for Mistral) override retrieval."""
+    documents = eval_documents()
+    queries = [
+        json.loads(line) for line in (DATA / "retrieval" / "queries.jsonl").open() if line.strip()
+    ]
+    answer_text = {d.id: d.text for d in documents}
+    answer_of = {q["query"]: answer_text[q["relevant"][0]] for q in queries}
+
+    def content(request: RecordedRequest) -> str:
+        data = json.loads(request.user_text)
+        answer = answer_of[data["query"]]
+        return json.dumps({"scores": [
+            {"id": p["id"], "score": 10 if answer in p["text"] else 1} for p in data["passages"]
+        ]})  # fmt: skip
+
+    server = mistral_backed_server(
+        fake, tmp_path_factory.mktemp("data"), reranker="listwise", rerank_candidates=10
+    )
+    fake.reset()
+    fake.set_default(chat(content))
+    try:
+        with Client(server.target, timeout=60) as client:
+            client.index_documents("judged", documents)
+            dense, reranked = [], []
+            for query in queries:
+                for rerank, ranks in ((False, dense), (True, reranked)):
+                    hits = client.search("judged", query["query"], top_k=10, rerank=rerank).hits
+                    ranks.append([h.document_id for h in hits].index(query["relevant"][0]) + 1)
+    finally:
+        server.stop()
+        fake.reset()
+
+    assert sum(r == 1 for r in dense) < len(queries), "dense alone already ranks every answer first"
+    assert reranked == [1] * len(queries)

@@ -4,6 +4,7 @@ rerank and summary, deletes and errors, against the session server."""
 from __future__ import annotations
 
 import json
+import re
 
 import py3langid
 import pytest
@@ -124,6 +125,9 @@ def test_rerank_summary_and_translated_hits(client_module: Client, demo: str) ->
     assert response.summary.language_code == "es"
     assert py3langid.classify(response.summary.text)[0] == "es", response.summary.text
     assert set(response.summary.cited_document_ids) <= set(ids)
+    # Grounded: the fact of the warranty passage, not the returns window or the extension.
+    assert re.search(r"\b(2|dos)\s+años\b", response.summary.text, re.I), response.summary.text
+    assert "warranty-en" in response.summary.cited_document_ids
     english = next(hit for hit in response.hits if hit.document_id == "warranty-en")
     assert english.translated_text and py3langid.classify(english.translated_text)[0] == "es"
 

@@ -26,6 +26,7 @@ from xling.service.models.base import ChatModel
 from xling.service.search import judge
 from xling.service.search.fusion import reciprocal_rank_fusion
 from xling.service.search.rerankers.base import Reranker
+from xling.service.search.rerankers.blend import blend
 from xling.service.translation.pipeline import TranslateOptions, TranslationPipeline
 
 DEFAULT_TOP_K = 10
@@ -77,6 +78,8 @@ class SearchPipeline:
         translation: TranslationPipeline,
         candidates: int = 50,
         rerank_candidates: int = 8,
+        rerank_weight: float = 1.0,
+        summary_passages: int = 3,
         dense_weight: float = 1.0,
         lexical_weight: float = 0.0,
     ) -> None:
@@ -89,6 +92,8 @@ class SearchPipeline:
         self._translation = translation
         self._candidates = candidates
         self._rerank_candidates = rerank_candidates
+        self._rerank_weight = rerank_weight
+        self._summary_passages = summary_passages
         self._weights = (dense_weight, lexical_weight)
 
     async def index(self, collection: str, documents: Sequence[DocumentInput]) -> tuple[int, int]:
@@ -175,10 +180,13 @@ class SearchPipeline:
     ) -> None:
         head = result.hits[: self._rerank_candidates]
         passages = [judge.Passage(str(h.chunk.chunk_id), _passage_text(h.chunk)) for h in head]
-        scores = await self._reranker.score(query.query, passages, timeout_s=_remaining(deadline))
-        for hit in head:
-            hit.rerank_score = scores[str(hit.chunk.chunk_id)]
-        # Stable sort: equal model scores keep their retrieval order.
+        judged = await self._reranker.score(query.query, passages, timeout_s=_remaining(deadline))
+        blended = blend(
+            [h.score for h in head], [judged[p.id] for p in passages], self._rerank_weight
+        )
+        for hit, score in zip(head, blended, strict=True):
+            hit.rerank_score = score
+        # Stable sort: equal scores keep their retrieval order.
         head.sort(key=lambda h: h.rerank_score or 0.0, reverse=True)
         result.hits = head + result.hits[self._rerank_candidates :]
 
@@ -200,18 +208,29 @@ class SearchPipeline:
     async def _summarize(
         self, query: SearchQuery, result: SearchResult, deadline: float | None
     ) -> None:
-        # Citations name documents; a document's passages are judged together.
+        # Citations name documents; a document's passages are judged together. Only the
+        # best few go to the model: a small one mixes in facts from the lower hits.
         texts: dict[str, list[str]] = {}
         for hit in result.hits:
-            texts.setdefault(hit.chunk.document_id, []).append(_passage_text(hit.chunk))
+            if hit.chunk.document_id in texts or len(texts) < self._summary_passages:
+                texts.setdefault(hit.chunk.document_id, []).append(_passage_text(hit.chunk))
         passages = [judge.Passage(doc_id, "\n".join(parts)) for doc_id, parts in texts.items()]
-        result.summary = await judge.summarize(
-            self._model,
-            query.query,
-            passages,
-            language_code=result.summary_language_code,
+        language = result.summary_language_code
+        answer = await judge.summarize(
+            self._model, query.query, passages, language_code=language,
             timeout_s=_remaining(deadline),
-        )
+        )  # fmt: skip
+        written_in = await self._detect(answer.text)
+        if written_in not in (language, UNDETERMINED):
+            # Small models drift into a passage's language; the translator brings it back.
+            (translated,) = await self._translation.translate(
+                [answer.text],
+                TranslateOptions(target_language_code=language, source_language_code=written_in),
+                deadline=deadline,
+            )
+            if translated.translated_text:
+                answer = judge.Answer(translated.translated_text, answer.citations)
+        result.summary = answer
 
 
 def _passage_text(chunk: ChunkHit) -> str:
