@@ -42,7 +42,7 @@ import functools
 import heapq
 import logging
 import math
-import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -122,7 +122,6 @@ NEVER_EARLY = CascadeThresholds(math.inf, math.inf, 1.0, math.inf, math.inf, 1.0
 # costs more than the one before (langdetect ~30 times fastText).
 SOURCES = ("fasttext", "function_words", "langdetect")
 
-_WORD = re.compile(r"\w+")
 _FULL_LIST = 150  # words; the lists run from 29 (zu) to 1298 (en)
 _STOPWORD_CODES = {"no": "nb"}  # stopwords-iso's Norwegian list is Bokmål
 _FUNCTION_WORDS: dict[str, frozenset[str]] = {
@@ -155,6 +154,15 @@ class Evidence:
         )
 
 
+def _words(cleaned: str) -> list[str]:
+    """The lowercase words of a cleaned text: letters and digits with their
+    combining marks. (Python's \\w leaves out the vowel signs of Indic
+    scripts, which cut "मुझे" into fragments that matched other lists.)"""
+    return "".join(
+        ch if ch.isalnum() or unicodedata.category(ch)[0] == "M" else " " for ch in cleaned.lower()
+    ).split()
+
+
 def function_word_shares(cleaned: str, languages: tuple[str, ...]) -> dict[str, float]:
     """Per language with a list, the share of the words of ``cleaned`` in it.
 
@@ -162,7 +170,7 @@ def function_word_shares(cleaned: str, languages: tuple[str, ...]) -> dict[str, 
     не), which would count against their language: a language with a short list
     scores at least the mean share of the candidates with full ones.
     """
-    words = _WORD.findall(cleaned.lower())
+    words = _words(cleaned)
     if not words:
         return {}
     shares = {
