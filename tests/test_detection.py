@@ -110,17 +110,17 @@ def test_new_short_heldout_set_is_large_distinct_and_holds_the_confusable_pairs(
 
 
 def test_ensemble_heldout_accuracy(ensemble_tops: list[LanguageScore]) -> None:
-    # Measured 0.934 (the cascade; 0.955 with every source on every phrase).
+    # Measured 0.959 (the cascade; 0.955 with every source on every phrase).
     hits = sum(
         top.language_code == lang for top, (lang, _) in zip(ensemble_tops, HELDOUT, strict=True)
     )
-    assert hits / len(HELDOUT) >= 0.92
+    assert hits / len(HELDOUT) >= 0.95
 
 
 def test_cascade_accuracy_on_new_short_heldout(detectors: dict[str, Detector]) -> None:
-    # Measured 0.807 (fastText alone 0.758, in this test too; docs/bench/detection.md).
+    # Measured 0.830 (fastText alone 0.758, in this test too; docs/bench/detection.md).
     cascade = _short_accuracy(detectors["ensemble"])
-    assert cascade >= 0.79
+    assert cascade >= 0.81
     assert cascade >= _short_accuracy(detectors["fasttext"])
 
 
@@ -164,7 +164,7 @@ def test_cascade_runs_langdetect_only_where_fasttext_is_unsure(
     calls.clear()
     for _, text in HELDOUT:
         cascade.detect(text)
-    assert len(calls) <= 0.05 * len(HELDOUT)
+    assert len(calls) <= 0.25 * len(HELDOUT)  # measured 17%
     # Every source on every phrase: langdetect sees each one that has a choice of languages.
     every = EnsembleDetector(seed, thresholds=NEVER_EARLY)
     calls.clear()
@@ -191,7 +191,7 @@ def test_hindi_is_not_turned_into_marathi(detectors: dict[str, Detector]) -> Non
 @pytest.mark.xfail(
     strict=True,
     reason="'a' and 'sera' are French function words; fastText's 0.70 for it is below the"
-    " tune-fitted 0.8 at which it settles alone, and the function words outweigh it",
+    " tune-fitted 0.95 at which it settles alone, and the function words outweigh it",
 )
 def test_italian_is_not_turned_into_french(detectors: dict[str, Detector]) -> None:
     assert detectors["ensemble"].detect("a domani sera", 1)[0].language_code == "it"
@@ -353,11 +353,8 @@ def test_letters_an_alphabet_lacks_count_against_it() -> None:
 
 def test_ensemble_within_script_choices(detectors: dict[str, Detector]) -> None:
     ensemble = detectors["ensemble"]
-    # With every source the ensemble tells this one apart; the cascade stops
-    # before langdetect on fastText's ru 0.61 (see docs/bench/detection.md).
-    every_source = EnsembleDetector(0, thresholds=NEVER_EARLY)
-    assert every_source.detect("Дякую за допомогу", 1)[0].language_code == "uk"
     cases = {
+        "Дякую за допомогу": "uk",
         "Спасибо за помощь": "ru",
         "Muito obrigado pela ajuda": "pt",
         "Muchas gracias por la ayuda": "es",

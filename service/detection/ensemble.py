@@ -31,9 +31,9 @@ The weights were fit on tests/data/phrases_tune.tsv alone (``python
 bench/detect_bench.py --fit``): best top-1 accuracy, then lowest log-loss,
 then the temperature that minimises log-loss. The earlier stages'
 temperatures (lowest log-loss) and the cascade's thresholds were fit on the
-same phrases afterwards: the most accurate thresholds that send at most 3% of
-the phrases to langdetect (the speed budget, derived in bench/detect_bench.py),
-then the fewest langdetect runs.
+same phrases afterwards: the most accurate thresholds, then the fewest
+langdetect runs. Thresholds that send fewer texts to langdetect are faster and
+less accurate (``--fit --budget``; docs/bench/detection.md measures two).
 """
 
 from __future__ import annotations
@@ -107,10 +107,10 @@ class CascadeThresholds:
 
 
 FITTED_THRESHOLDS = CascadeThresholds(
-    fasttext_confidence=0.8,
+    fasttext_confidence=0.95,
     fasttext_margin=0.0,
     fasttext_temperature=0.785,
-    function_words_confidence=0.3,
+    function_words_confidence=0.95,
     function_words_margin=0.0,
     function_words_temperature=1.044,
 )
