@@ -114,8 +114,8 @@ FITTED_THRESHOLDS = CascadeThresholds(
     function_words_margin=0.0,
     function_words_temperature=1.044,
 )
-# Every text through every source: the ensemble before the cascade, kept to
-# measure the cascade against (bench/detect_bench.py).
+# Every text through every source, as the ensemble ran before the cascade:
+# what bench/detect_bench.py and the tests measure the cascade against.
 NEVER_EARLY = CascadeThresholds(math.inf, math.inf, 1.0, math.inf, math.inf, 1.0)
 
 # langdetect only sees the texts the cheaper sources leave unsure, on which
