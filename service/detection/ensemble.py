@@ -1,8 +1,12 @@
 """Script rules, fastText, langdetect and function words, for short texts above all.
 
-The script of the letters picks the candidate languages, and settles the
-single-language scripts alone. Each candidate of a shared script then gets a
-log-linear score:
+A cascade, cheapest source first. The script of the letters picks the
+candidate languages, and settles the single-language scripts alone. The
+candidates of a shared script get a log-linear score, from fastText alone at
+first; the function words join it where fastText is unsure (top confidence or
+lead over the second below ``CascadeThresholds``), and langdetect, ~30 times
+slower than fastText, only where they leave it unsure still. With every
+source in, the score is
 
     ln(p_fasttext + floor) + w_ld * ln(p_langdetect + floor)
     + w_fw * (share of the words that are function words of the language)
@@ -19,16 +23,26 @@ also knows ~120 languages that langdetect lacks, mostly Wikipedia-only ones
 with a penalty, capped at 2 nats as the tune set holds no text in them to show
 what a larger one would cost.
 
+A phrase that is the same in two languages (ru and uk "до завтра") leaves
+fastText split between them, so it goes on down the cascade, and comes out
+with both near each other unless another source tells them apart.
+
 The weights were fit on tests/data/phrases_tune.tsv alone (``python
 bench/detect_bench.py --fit``): best top-1 accuracy, then lowest log-loss,
-then the temperature that minimises log-loss.
+then the temperature that minimises log-loss. The earlier stages'
+temperatures (lowest log-loss) and the cascade's thresholds were fit on the
+same phrases afterwards: the most accurate thresholds, then the fewest
+langdetect runs. Thresholds that send fewer texts to langdetect are faster and
+less accurate (``--fit --budget``; docs/bench/detection.md measures two).
 """
 
 from __future__ import annotations
 
+import functools
+import heapq
 import logging
 import math
-import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -75,7 +89,45 @@ FITTED_WEIGHTS = EnsembleWeights(
     temperature=1.149,
 )
 
-_WORD = re.compile(r"\w+")
+
+@dataclass(frozen=True, slots=True)
+class CascadeThresholds:
+    """Where the cascade stops. After fastText, and again once the function
+    words are in, the ranking is the answer if its top confidence is at least
+    the stage's ``confidence`` and leads the second by at least its
+    ``margin``. The temperatures turn those stages' scores into confidences;
+    the last stage, with langdetect, uses the weights' own."""
+
+    fasttext_confidence: float
+    fasttext_margin: float
+    fasttext_temperature: float
+    function_words_confidence: float
+    function_words_margin: float
+    function_words_temperature: float
+
+
+FITTED_THRESHOLDS = CascadeThresholds(
+    fasttext_confidence=0.95,
+    fasttext_margin=0.0,
+    fasttext_temperature=0.785,
+    function_words_confidence=0.95,
+    function_words_margin=0.0,
+    function_words_temperature=1.044,
+)
+# Every text through every source, as the ensemble ran before the cascade:
+# what bench/detect_bench.py and the tests measure the cascade against.
+NEVER_EARLY = CascadeThresholds(math.inf, math.inf, 1.0, math.inf, math.inf, 1.0)
+
+# langdetect only sees the texts the cheaper sources leave unsure, on which
+# each of its trials runs to the step limit: 3 trials instead of 7 halve its
+# cost there (17 -> 8 ms a text) and leave the every-source ensemble's
+# accuracy on the tune set as it was (0.955; 2 trials: 0.952).
+LANGDETECT_TRIALS = 3
+
+# The sources after the script, in the order the cascade runs them: each
+# costs more than the one before (langdetect ~30 times fastText).
+SOURCES = ("fasttext", "function_words", "langdetect")
+
 _FULL_LIST = 150  # words; the lists run from 29 (zu) to 1298 (en)
 _STOPWORD_CODES = {"no": "nb"}  # stopwords-iso's Norwegian list is Bokmål
 _FUNCTION_WORDS: dict[str, frozenset[str]] = {
@@ -86,13 +138,35 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """What each source says about one text. Empty where the script alone
-    decides: the models are not run then."""
+    """What each source says about one text. ``sources`` names the ones that
+    ran (a prefix of ``SOURCES``): none where the script alone decides, and
+    the others stay empty."""
 
     script: ScriptEvidence
     fasttext: Mapping[str, float]
-    langdetect: Mapping[str, float]
     function_words: Mapping[str, float]  # share of the words, per language
+    langdetect: Mapping[str, float]
+    sources: tuple[str, ...] = ()
+
+    def upto(self, source: str) -> Evidence:
+        """This evidence as the cascade had it once ``source`` had run."""
+        sources = SOURCES[: SOURCES.index(source) + 1]
+        return Evidence(
+            self.script,
+            self.fasttext,
+            self.function_words if "function_words" in sources else {},
+            self.langdetect if "langdetect" in sources else {},
+            sources,
+        )
+
+
+def _words(cleaned: str) -> list[str]:
+    """The lowercase words of a cleaned text: letters and digits with their
+    combining marks. (Python's \\w leaves out the vowel signs of Indic
+    scripts, which cut "मुझे" into fragments that matched other lists.)"""
+    return "".join(
+        ch if ch.isalnum() or unicodedata.category(ch)[0] == "M" else " " for ch in cleaned.lower()
+    ).split()
 
 
 def function_word_shares(cleaned: str, languages: tuple[str, ...]) -> dict[str, float]:
@@ -102,7 +176,7 @@ def function_word_shares(cleaned: str, languages: tuple[str, ...]) -> dict[str, 
     не), which would count against their language: a language with a short list
     scores at least the mean share of the candidates with full ones.
     """
-    words = _WORD.findall(cleaned.lower())
+    words = _words(cleaned)
     if not words:
         return {}
     shares = {
@@ -120,9 +194,13 @@ def function_word_shares(cleaned: str, languages: tuple[str, ...]) -> dict[str, 
 
 
 def combine(
-    evidence: Evidence, weights: EnsembleWeights, langdetect_languages: frozenset[str]
+    evidence: Evidence,
+    weights: EnsembleWeights,
+    thresholds: CascadeThresholds,
+    langdetect_languages: frozenset[str],
 ) -> dict[str, float]:
-    """Confidence for every candidate language of the evidence."""
+    """Confidence for every candidate language of the evidence, from the
+    sources that ran."""
     candidates = evidence.script.candidates
     if len(candidates) <= 1:
         return {lang: evidence.script.rule_confidence for lang in candidates}
@@ -131,58 +209,118 @@ def combine(
         if evidence.script.script == "Latn"
         else weights.other_letter_penalty
     )
+    temperature = {
+        "fasttext": thresholds.fasttext_temperature,
+        "function_words": thresholds.function_words_temperature,
+        "langdetect": weights.temperature,
+    }[evidence.sources[-1]]
+    # Terms every candidate shares (the floor where a model gave it nothing)
+    # leave the softmax unchanged: each source only adds to the languages it
+    # names.
+    scores = dict(_priors(candidates, langdetect_languages, weights.fasttext_only_penalty))
     floor = weights.floor
-    scores: dict[str, float] = {}
-    for lang in candidates:
-        score = math.log(evidence.fasttext.get(lang, 0.0) + floor)
-        if evidence.langdetect:  # it found no known n-gram otherwise
-            score += weights.langdetect * math.log(evidence.langdetect.get(lang, 0.0) + floor)
-        if lang not in langdetect_languages:
-            score -= weights.fasttext_only_penalty
-        score += weights.function_words * evidence.function_words.get(lang, 0.0)
-        score -= letter_penalty * evidence.script.foreign_letters.get(lang, 0)
-        scores[lang] = score / weights.temperature
+    base = math.log(floor)
+    for lang, probability in evidence.fasttext.items():
+        if lang in scores:
+            scores[lang] += math.log(probability + floor) - base
+    for lang, probability in evidence.langdetect.items():
+        if lang in scores:
+            scores[lang] += weights.langdetect * (math.log(probability + floor) - base)
+    for lang, share in evidence.function_words.items():
+        scores[lang] += weights.function_words * share
+    for lang, letters in evidence.script.foreign_letters.items():
+        if lang in scores:
+            scores[lang] -= letter_penalty * letters
     top = max(scores.values())
-    exps = {lang: math.exp(score - top) for lang, score in scores.items()}
+    exps = {lang: math.exp((score - top) / temperature) for lang, score in scores.items()}
     total = sum(exps.values())
     return {lang: value / total for lang, value in exps.items()}
 
 
+@functools.cache
+def _priors(
+    candidates: tuple[str, ...], langdetect_languages: frozenset[str], fasttext_only_penalty: float
+) -> tuple[tuple[str, float], ...]:
+    return tuple(
+        (lang, 0.0 if lang in langdetect_languages else -fasttext_only_penalty)
+        for lang in candidates
+    )
+
+
+def is_sure(confidences: Mapping[str, float], confidence: float, margin: float) -> bool:
+    """Whether the top candidate is at least ``confidence`` and leads the
+    second by at least ``margin``."""
+    top, second = (*heapq.nlargest(2, confidences.values()), 0.0)[:2]
+    return top >= confidence and top - second >= margin
+
+
 class EnsembleDetector:
-    """Thread-safe and deterministic as its parts are; the models, langdetect
-    the slow one, only run where the script leaves a choice."""
+    """Thread-safe and deterministic as its parts are; the models only run
+    where the script leaves a choice, langdetect, the slow one, only where
+    fastText is unsure."""
 
     name = "ensemble"
 
-    def __init__(self, seed: int = 0, weights: EnsembleWeights = FITTED_WEIGHTS) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        weights: EnsembleWeights = FITTED_WEIGHTS,
+        thresholds: CascadeThresholds = FITTED_THRESHOLDS,
+    ) -> None:
         self._fasttext = FastTextDetector()
-        self._langdetect = LangdetectDetector(seed)
+        self._langdetect = LangdetectDetector(seed, trials=LANGDETECT_TRIALS)
         self._weights = weights
+        self._thresholds = thresholds
         self._supported = all_languages() & (
             fasttext_detector.SUPPORTED | self._langdetect.supported_languages()
         )
         logger.debug("ensemble of %d languages, %s", len(self._supported), weights)
 
-    def gather(self, text: str) -> Evidence:
-        cleaned = clean_text(text)
-        script = analyze(cleaned)
-        if len(script.candidates) <= 1:
-            return Evidence(script, {}, {}, {})
-        return Evidence(
-            script,
-            self._fasttext.distribution(cleaned),
-            self._langdetect.distribution(cleaned),
-            function_word_shares(cleaned, script.candidates),
-        )
+    def gather(self, text: str, *, full: bool = False) -> Evidence:
+        """The sources' evidence on ``text``, as far as the cascade runs them,
+        or all of them if ``full`` (to fit weights and thresholds)."""
+        return self._cascade(text, full)[0]
 
     def combine(
-        self, evidence: Evidence, weights: EnsembleWeights | None = None
+        self,
+        evidence: Evidence,
+        weights: EnsembleWeights | None = None,
+        thresholds: CascadeThresholds | None = None,
     ) -> dict[str, float]:
-        """Confidences from gathered evidence, with other weights if given (to fit them)."""
-        return combine(evidence, weights or self._weights, self._langdetect.supported_languages())
+        """Confidences from gathered evidence, with other weights or
+        temperatures if given (to fit them)."""
+        return combine(
+            evidence,
+            weights or self._weights,
+            thresholds or self._thresholds,
+            self._langdetect.supported_languages(),
+        )
 
     def detect(self, text: str, top_k: int = 3) -> list[LanguageScore]:
-        return ranked(self.combine(self.gather(text)), top_k)
+        return ranked(self._cascade(text, full=False)[1], top_k)
+
+    def _cascade(self, text: str, full: bool) -> tuple[Evidence, dict[str, float]]:
+        cleaned = clean_text(text)
+        script = analyze(cleaned)
+        evidence = Evidence(script, {}, {}, {})
+        if len(script.candidates) <= 1:
+            return evidence, self.combine(evidence)
+        limits = self._thresholds
+        evidence = Evidence(script, self._fasttext.distribution(cleaned), {}, {}, SOURCES[:1])
+        confidences = self.combine(evidence)
+        if not full and is_sure(confidences, limits.fasttext_confidence, limits.fasttext_margin):
+            return evidence, confidences
+        shares = function_word_shares(cleaned, script.candidates)
+        evidence = Evidence(script, evidence.fasttext, shares, {}, SOURCES[:2])
+        confidences = self.combine(evidence)
+        if not full and is_sure(
+            confidences, limits.function_words_confidence, limits.function_words_margin
+        ):
+            return evidence, confidences
+        evidence = Evidence(
+            script, evidence.fasttext, shares, self._langdetect.distribution(cleaned), SOURCES
+        )
+        return evidence, self.combine(evidence)
 
     def supported_languages(self) -> frozenset[str]:
         return self._supported

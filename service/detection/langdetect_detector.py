@@ -44,16 +44,23 @@ def to_base_code(code: str) -> str:
 
 
 class LangdetectDetector:
+    """``trials``: how many random walks over the n-grams are averaged
+    (langdetect's ``n_trial``, 7 unless set). Each walk runs until one
+    language holds 0.99999 or 1000 steps, so on an ambiguous short text each
+    costs the full 1000: cost grows with trials."""
+
     name = "langdetect"
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, trials: int = 7) -> None:
         self._factory = _factory(seed)
+        self._trials = trials
         self._supported = frozenset(to_base_code(code) for code in self._factory.get_lang_list())
 
     def distribution(self, cleaned: str) -> dict[str, float]:
         """Languages above langdetect's 0.1 reporting floor, for a cleaned
         text (``clean_text``); empty when it finds no known n-gram."""
         detector = self._factory.create()
+        detector.n_trial = self._trials
         detector.append(cleaned)
         try:
             found = detector.get_probabilities()
