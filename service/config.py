@@ -26,8 +26,8 @@ ChatBackendName = Literal["auto", "local", "mistral"]
 # The rerank blend weight by backend when none is set. The local model's is fitted on
 # the development split of tests/data/retrieval (bench/rerank_calibration.py,
 # docs/search.md); Mistral Large's listwise order is taken as it is (unmeasured here).
-DEFAULT_RERANK_WEIGHT = {"local": 0.5, "mistral": 1.0}
-DEFAULT_RERANK_CANDIDATES = {"local": 4, "mistral": 8}
+DEFAULT_RERANK_WEIGHT = {"local": 0.4, "mistral": 1.0}
+DEFAULT_RERANK_CANDIDATES = {"local": 3, "mistral": 8}
 
 
 class Settings(BaseSettings):
@@ -184,7 +184,7 @@ class Settings(BaseSettings):
     rerank_candidates: int | None = Field(
         None,
         ge=1,
-        description="Top hits the model reranks. Empty: 4 for the local model (one call "
+        description="Top hits the model reranks. Empty: 3 for the local model (one call "
         "each; the default embedder's answers sit in its top 3), 8 for mistral (one call).",
     )
     reranker: Literal["auto", "listwise", "pointwise"] = Field(
