@@ -65,8 +65,8 @@ SETS = {
 
 # Not fitted: the tune set holds no phrase written the same in two languages,
 # so it cannot show what py3langid's lean on one costs (see the ensemble's
-# ``EnsembleWeights``). At 0.5 it counts where it puts more on one language
-# than on all the others together.
+# ``EnsembleWeights`` and ``TIE_NATS``). At 0.5 it breaks a tie where it puts
+# more on one language than on all the others together.
 PY3LANGID_CONFIDENCE = 0.5
 
 Phrase = tuple[frozenset[str], str]  # the codes that count as right, the text

@@ -13,7 +13,9 @@ the score is
     - letter_penalty * (letters its alphabet lacks)
     - fasttext_only_penalty * (py3langid does not know the language)
 
-and a softmax at ``temperature`` turns scores into confidences.
+and a softmax at ``temperature`` turns scores into confidences. py3langid's
+term is left out where the others leave the best two tied and py3langid is
+unsure itself (``TIE_NATS``, ``EnsembleWeights.py3langid_confidence``).
 
 Both models learnt from long text and see a 2-6 word phrase through a handful
 of n-grams; function words (stopwords-iso lists) are most of such a phrase and
@@ -72,12 +74,13 @@ class EnsembleWeights:
     """fastText's log-probability is the unit the other terms are scaled to."""
 
     py3langid: float
-    # py3langid counts only where its own top probability reaches this. A
-    # phrase written the same in two languages leaves it unsure too (ru/uk
-    # "до завтра": uk 0.41, ru 0.15), and weighted as its sure answers are, that
-    # lean would decide. Not fitted: the tune set holds no such phrase to show
-    # what the lean costs; at 0.5 it puts more on one language than on all the
-    # others together.
+    # Where the other sources leave two languages tied (within ``TIE_NATS``),
+    # py3langid breaks the tie only if its own top probability reaches this.
+    # A phrase written the same in two languages leaves it unsure too (ru/uk
+    # "до завтра": uk 0.41, ru 0.15), and weighted as its sure answers are,
+    # that lean would decide. Not fitted: the tune set holds no such phrase to
+    # show what the lean costs; at 0.5 it puts more on one language than on
+    # all the others together.
     py3langid_confidence: float
     floor: float
     function_words: float
@@ -91,14 +94,14 @@ class EnsembleWeights:
 
 
 FITTED_WEIGHTS = EnsembleWeights(
-    py3langid=3.0,
+    py3langid=2.0,
     py3langid_confidence=0.5,
-    floor=1e-2,
-    function_words=16.0,
+    floor=3e-3,
+    function_words=24.0,
     fasttext_only_penalty=2.0,
     latin_letter_penalty=4.0,
     other_letter_penalty=6.0,
-    temperature=1.044,
+    temperature=1.264,
 )
 
 
@@ -121,10 +124,10 @@ class CascadeThresholds:
 FITTED_THRESHOLDS = CascadeThresholds(
     fasttext_confidence=0.98,
     fasttext_margin=0.0,
-    fasttext_temperature=0.648,
-    function_words_confidence=0.9,
+    fasttext_temperature=0.785,
+    function_words_confidence=0.95,
     function_words_margin=0.0,
-    function_words_temperature=0.863,
+    function_words_temperature=1.044,
 )
 # Every text through every source, as the ensemble ran before the cascade:
 # what bench/detect_bench.py and the tests measure the cascade against.
@@ -135,6 +138,11 @@ NEVER_EARLY = CascadeThresholds(math.inf, math.inf, 1.0, math.inf, math.inf, 1.0
 # py3langid as they settle more of what fastText leaves unsure, for less.
 SOURCES = ("fasttext", "function_words", "py3langid")
 
+# How close (in score, nats) the two best candidates are before py3langid for
+# its unsure answers to be left out (``EnsembleWeights.py3langid_confidence``):
+# the widest tie the tune set can spare, 0.25 costing it one phrase of 290
+# and 0.5 three, with every source on every phrase.
+TIE_NATS = 0.25
 _FULL_LIST = 150  # words; the lists run from 29 (zu) to 1298 (en)
 _STOPWORD_CODES = {"no": "nb"}  # stopwords-iso's Norwegian list is Bokmål
 _FUNCTION_WORDS: dict[str, frozenset[str]] = {
@@ -230,17 +238,19 @@ def combine(
     for lang, probability in evidence.fasttext.items():
         if lang in scores:
             scores[lang] += math.log(probability + floor) - base
-    model = evidence.py3langid
-    if model and max(model.values()) < weights.py3langid_confidence:
-        model = {}
-    for lang, probability in model.items():
-        if lang in scores:
-            scores[lang] += weights.py3langid * (math.log(probability + floor) - base)
     for lang, share in evidence.function_words.items():
         scores[lang] += weights.function_words * share
     for lang, letters in evidence.script.foreign_letters.items():
         if lang in scores:
             scores[lang] -= letter_penalty * letters
+    model = evidence.py3langid
+    if model and max(model.values()) < weights.py3langid_confidence:
+        first, second = heapq.nlargest(2, scores.values())
+        if first - second < TIE_NATS:
+            model = {}
+    for lang, probability in model.items():
+        if lang in scores:
+            scores[lang] += weights.py3langid * (math.log(probability + floor) - base)
     top = max(scores.values())
     exps = {lang: math.exp((score - top) / temperature) for lang, score in scores.items()}
     total = sum(exps.values())
