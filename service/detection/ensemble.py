@@ -1,27 +1,34 @@
-"""Script rules, fastText, langdetect and function words, for short texts above all.
+"""Script rules, fastText, function words and py3langid, for short texts above all.
 
 A cascade, cheapest source first. The script of the letters picks the
 candidate languages, and settles the single-language scripts alone. The
 candidates of a shared script get a log-linear score, from fastText alone at
 first; the function words join it where fastText is unsure (top confidence or
-lead over the second below ``CascadeThresholds``), and langdetect, ~30 times
-slower than fastText, only where they leave it unsure still. With every
-source in, the score is
+lead over the second below ``CascadeThresholds``), and py3langid, about twice
+fastText's cost, only where they leave it unsure still. With every source in,
+the score is
 
-    ln(p_fasttext + floor) + w_ld * ln(p_langdetect + floor)
+    ln(p_fasttext + floor) + w_py3langid * ln(p_py3langid + floor)
     + w_fw * (share of the words that are function words of the language)
     - letter_penalty * (letters its alphabet lacks)
-    - fasttext_only_penalty * (langdetect does not know the language)
+    - fasttext_only_penalty * (py3langid does not know the language)
 
-and a softmax at ``temperature`` turns scores into confidences.
+and a softmax at ``temperature`` turns scores into confidences. py3langid's
+term is left out where the others leave the best two tied and py3langid is
+unsure itself (``TIE_NATS``, ``EnsembleWeights.py3langid_confidence``).
 
 Both models learnt from long text and see a 2-6 word phrase through a handful
 of n-grams; function words (stopwords-iso lists) are most of such a phrase and
 tell close languages apart (nb "hva" vs da "hvad", sv "jag" vs da "jeg"). fastText
-also knows ~120 languages that langdetect lacks, mostly Wikipedia-only ones
-(eo, ceb, war) that its small model over-predicts on short input: they start
+also knows ~65 languages that py3langid lacks, mostly Wikipedia-only ones
+(ceb, war, ia) that its small model over-predicts on short input: they start
 with a penalty, capped at 2 nats as the tune set holds no text in them to show
 what a larger one would cost.
+
+py3langid took the last stage from langdetect, which cost ~40 times fastText
+(7 ms a short phrase at its 7 trials, 17 ms on the unsure ones the cascade
+sent it) and was right less often on short phrases (docs/bench/detection.md).
+langdetect remains a detector of its own, outside the cascade.
 
 A phrase that is the same in two languages (ru and uk "до завтра") leaves
 fastText split between them, so it goes on down the cascade, and comes out
@@ -32,8 +39,7 @@ bench/detect_bench.py --fit``): best top-1 accuracy, then lowest log-loss,
 then the temperature that minimises log-loss. The earlier stages'
 temperatures (lowest log-loss) and the cascade's thresholds were fit on the
 same phrases afterwards: the most accurate thresholds, then the fewest
-langdetect runs. Thresholds that send fewer texts to langdetect are faster and
-less accurate (``--fit --budget``; docs/bench/detection.md measures two).
+py3langid runs, then the fewest function-word runs.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ import stopwordsiso
 from xling.service.detection import fasttext_detector
 from xling.service.detection.base import LanguageScore
 from xling.service.detection.fasttext_detector import FastTextDetector
-from xling.service.detection.langdetect_detector import LangdetectDetector
+from xling.service.detection.py3langid_detector import Py3langidDetector
 from xling.service.detection.script_rules import (
     ScriptEvidence,
     all_languages,
@@ -67,7 +73,15 @@ logger = logging.getLogger(__name__)
 class EnsembleWeights:
     """fastText's log-probability is the unit the other terms are scaled to."""
 
-    langdetect: float
+    py3langid: float
+    # Where the other sources leave two languages tied (within ``TIE_NATS``),
+    # py3langid breaks the tie only if its own top probability reaches this.
+    # A phrase written the same in two languages leaves it unsure too (ru/uk
+    # "до завтра": uk 0.41, ru 0.15), and weighted as its sure answers are,
+    # that lean would decide. Not fitted: the tune set holds no such phrase to
+    # show what the lean costs; at 0.5 it puts more on one language than on
+    # all the others together.
+    py3langid_confidence: float
     floor: float
     function_words: float
     fasttext_only_penalty: float
@@ -80,13 +94,14 @@ class EnsembleWeights:
 
 
 FITTED_WEIGHTS = EnsembleWeights(
-    langdetect=0.5,
+    py3langid=2.0,
+    py3langid_confidence=0.5,
     floor=3e-3,
-    function_words=16.0,
+    function_words=24.0,
     fasttext_only_penalty=2.0,
     latin_letter_penalty=4.0,
     other_letter_penalty=6.0,
-    temperature=1.149,
+    temperature=1.264,
 )
 
 
@@ -96,7 +111,7 @@ class CascadeThresholds:
     words are in, the ranking is the answer if its top confidence is at least
     the stage's ``confidence`` and leads the second by at least its
     ``margin``. The temperatures turn those stages' scores into confidences;
-    the last stage, with langdetect, uses the weights' own."""
+    the last stage, with py3langid, uses the weights' own."""
 
     fasttext_confidence: float
     fasttext_margin: float
@@ -107,7 +122,7 @@ class CascadeThresholds:
 
 
 FITTED_THRESHOLDS = CascadeThresholds(
-    fasttext_confidence=0.95,
+    fasttext_confidence=0.98,
     fasttext_margin=0.0,
     fasttext_temperature=0.785,
     function_words_confidence=0.95,
@@ -118,16 +133,16 @@ FITTED_THRESHOLDS = CascadeThresholds(
 # what bench/detect_bench.py and the tests measure the cascade against.
 NEVER_EARLY = CascadeThresholds(math.inf, math.inf, 1.0, math.inf, math.inf, 1.0)
 
-# langdetect only sees the texts the cheaper sources leave unsure, on which
-# each of its trials runs to the step limit: 3 trials instead of 7 halve its
-# cost there (17 -> 8 ms a text) and leave the every-source ensemble's
-# accuracy on the tune set as it was (0.955; 2 trials: 0.952).
-LANGDETECT_TRIALS = 3
+# The sources after the script, in the order the cascade runs them: about
+# 0.1, 0.07 and 0.19 ms a short phrase; the function words come before
+# py3langid as they settle more of what fastText leaves unsure, for less.
+SOURCES = ("fasttext", "function_words", "py3langid")
 
-# The sources after the script, in the order the cascade runs them: each
-# costs more than the one before (langdetect ~30 times fastText).
-SOURCES = ("fasttext", "function_words", "langdetect")
-
+# How close (in score, nats) the two best candidates are before py3langid for
+# its unsure answers to be left out (``EnsembleWeights.py3langid_confidence``):
+# the widest tie the tune set can spare, 0.25 costing it one phrase of 290
+# and 0.5 three, with every source on every phrase.
+TIE_NATS = 0.25
 _FULL_LIST = 150  # words; the lists run from 29 (zu) to 1298 (en)
 _STOPWORD_CODES = {"no": "nb"}  # stopwords-iso's Norwegian list is Bokmål
 _FUNCTION_WORDS: dict[str, frozenset[str]] = {
@@ -145,7 +160,7 @@ class Evidence:
     script: ScriptEvidence
     fasttext: Mapping[str, float]
     function_words: Mapping[str, float]  # share of the words, per language
-    langdetect: Mapping[str, float]
+    py3langid: Mapping[str, float]
     sources: tuple[str, ...] = ()
 
     def upto(self, source: str) -> Evidence:
@@ -155,7 +170,7 @@ class Evidence:
             self.script,
             self.fasttext,
             self.function_words if "function_words" in sources else {},
-            self.langdetect if "langdetect" in sources else {},
+            self.py3langid if "py3langid" in sources else {},
             sources,
         )
 
@@ -197,7 +212,7 @@ def combine(
     evidence: Evidence,
     weights: EnsembleWeights,
     thresholds: CascadeThresholds,
-    langdetect_languages: frozenset[str],
+    model_languages: frozenset[str],
 ) -> dict[str, float]:
     """Confidence for every candidate language of the evidence, from the
     sources that ran."""
@@ -212,25 +227,30 @@ def combine(
     temperature = {
         "fasttext": thresholds.fasttext_temperature,
         "function_words": thresholds.function_words_temperature,
-        "langdetect": weights.temperature,
+        "py3langid": weights.temperature,
     }[evidence.sources[-1]]
     # Terms every candidate shares (the floor where a model gave it nothing)
     # leave the softmax unchanged: each source only adds to the languages it
     # names.
-    scores = dict(_priors(candidates, langdetect_languages, weights.fasttext_only_penalty))
+    scores = dict(_priors(candidates, model_languages, weights.fasttext_only_penalty))
     floor = weights.floor
     base = math.log(floor)
     for lang, probability in evidence.fasttext.items():
         if lang in scores:
             scores[lang] += math.log(probability + floor) - base
-    for lang, probability in evidence.langdetect.items():
-        if lang in scores:
-            scores[lang] += weights.langdetect * (math.log(probability + floor) - base)
     for lang, share in evidence.function_words.items():
         scores[lang] += weights.function_words * share
     for lang, letters in evidence.script.foreign_letters.items():
         if lang in scores:
             scores[lang] -= letter_penalty * letters
+    model = evidence.py3langid
+    if model and max(model.values()) < weights.py3langid_confidence:
+        first, second = heapq.nlargest(2, scores.values())
+        if first - second < TIE_NATS:
+            model = {}
+    for lang, probability in model.items():
+        if lang in scores:
+            scores[lang] += weights.py3langid * (math.log(probability + floor) - base)
     top = max(scores.values())
     exps = {lang: math.exp((score - top) / temperature) for lang, score in scores.items()}
     total = sum(exps.values())
@@ -239,11 +259,10 @@ def combine(
 
 @functools.cache
 def _priors(
-    candidates: tuple[str, ...], langdetect_languages: frozenset[str], fasttext_only_penalty: float
+    candidates: tuple[str, ...], model_languages: frozenset[str], fasttext_only_penalty: float
 ) -> tuple[tuple[str, float], ...]:
     return tuple(
-        (lang, 0.0 if lang in langdetect_languages else -fasttext_only_penalty)
-        for lang in candidates
+        (lang, 0.0 if lang in model_languages else -fasttext_only_penalty) for lang in candidates
     )
 
 
@@ -256,23 +275,22 @@ def is_sure(confidences: Mapping[str, float], confidence: float, margin: float) 
 
 class EnsembleDetector:
     """Thread-safe and deterministic as its parts are; the models only run
-    where the script leaves a choice, langdetect, the slow one, only where
-    fastText is unsure."""
+    where the script leaves a choice, py3langid only where fastText and the
+    function words leave it unsure."""
 
     name = "ensemble"
 
     def __init__(
         self,
-        seed: int = 0,
         weights: EnsembleWeights = FITTED_WEIGHTS,
         thresholds: CascadeThresholds = FITTED_THRESHOLDS,
     ) -> None:
         self._fasttext = FastTextDetector()
-        self._langdetect = LangdetectDetector(seed, trials=LANGDETECT_TRIALS)
+        self._py3langid = Py3langidDetector()
         self._weights = weights
         self._thresholds = thresholds
         self._supported = all_languages() & (
-            fasttext_detector.SUPPORTED | self._langdetect.supported_languages()
+            fasttext_detector.SUPPORTED | self._py3langid.supported_languages()
         )
         logger.debug("ensemble of %d languages, %s", len(self._supported), weights)
 
@@ -293,7 +311,7 @@ class EnsembleDetector:
             evidence,
             weights or self._weights,
             thresholds or self._thresholds,
-            self._langdetect.supported_languages(),
+            self._py3langid.supported_languages(),
         )
 
     def detect(self, text: str, top_k: int = 3) -> list[LanguageScore]:
@@ -318,7 +336,7 @@ class EnsembleDetector:
         ):
             return evidence, confidences
         evidence = Evidence(
-            script, evidence.fasttext, shares, self._langdetect.distribution(cleaned), SOURCES
+            script, evidence.fasttext, shares, self._py3langid.distribution(cleaned), SOURCES
         )
         return evidence, self.combine(evidence)
 
