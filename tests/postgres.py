@@ -58,6 +58,7 @@ class LocalPostgres:
         self.data = directory / "data"
         self.port = port or free_port()
         self.password = secrets.token_hex(8)
+        self.running = False
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -67,9 +68,11 @@ class LocalPostgres:
         if not self.data.exists():
             self._init()
         self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.directory / "server.log"))
+        self.running = True
 
     def stop(self, mode: str = "fast") -> None:
         self._pg_ctl("stop", "-w", "-t", "60", "-m", mode)
+        self.running = False
 
     def create_database(self, name: str) -> str:
         """A new empty database; returns its DSN."""

@@ -348,7 +348,7 @@ class PgvectorCollections:
         except _CONNECTION_ERRORS as exc:
             # Idle connections died with the server: replace them all, so the
             # next call after its return does not meet another dead one.
-            self._pool.expire_connections()
+            await self._pool.expire_connections()
             logger.warning("PostgreSQL is unreachable: %s", exc)
             raise Unavailable(
                 "the search database is unreachable", retry_after_s=_RETRY_AFTER_S
