@@ -7,7 +7,7 @@ and the server run as that user through ``runuser``. It listens on
 
 Usage::
 
-    cluster = LocalPostgres(tmp_path / "pg")
+    cluster = LocalPostgres(Path(tempfile.mkdtemp()))  # not under pytest's root-only tmp
     cluster.start()
     dsn = cluster.create_database("docs")
     cluster.stop()
@@ -53,8 +53,9 @@ def _ensure_system_user() -> None:
 class LocalPostgres:
     """One cluster in ``directory``; ``start`` runs ``initdb`` the first time."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, durable: bool = False) -> None:
         self.directory = directory
+        self.durable = durable
         self.data = directory / "data"
         self.port = port or free_port()
         self.password = secrets.token_hex(8)
@@ -105,10 +106,11 @@ class LocalPostgres:
                 "listen_addresses = '127.0.0.1'\n"
                 f"port = {self.port}\n"
                 f"unix_socket_directories = '{self.data}'\n"
-                # Test data is disposable: skip the disk flushes a real server needs.
-                "fsync = off\nfull_page_writes = off\n"
                 "max_connections = 200\n"
             )
+            if not self.durable:
+                # Test data is disposable: skip the disk flushes a real server needs.
+                conf.write("fsync = off\nfull_page_writes = off\n")
 
     def _pg_ctl(self, *arguments: str) -> None:
         subprocess.run(
