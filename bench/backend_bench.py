@@ -109,28 +109,28 @@ async def measure(
         await backend.close()
 
 
-async def run(sizes: list[int], cluster: LocalPostgres, workdir: Path) -> list[str]:
+async def run(sizes: list[int], queries: int, cluster: LocalPostgres, workdir: Path) -> list[str]:
     rng = np.random.default_rng(0)
     executor = BlockingExecutor(workers=2, queue_size=256)
     lines = []
     try:
         for size in sizes:
             matrix = synthetic_vectors(size, rng)
-            queries = synthetic_vectors(QUERIES, rng)
-            top = np.argsort(-(queries @ matrix.T), axis=1)[:, :K]
+            probes = synthetic_vectors(queries, rng)
+            top = np.argsort(-(probes @ matrix.T), axis=1)[:, :K]
             exact = [{f"d{i}" for i in row} for row in top]
             embedder = TableEmbedder(matrix)
             results = {}
             print(f"{size} chunks: faiss", flush=True)
             results["faiss"] = await measure(
                 CollectionManager(workdir / f"faiss-{size}", embedder, executor),
-                matrix, queries, exact,
+                matrix, probes, exact,
             )  # fmt: skip
             print(f"{size} chunks: pgvector", flush=True)
             dsn = cluster.create_database(f"bench_{size}")
             results["pgvector"] = await measure(
                 PgvectorCollections(dsn, embedder, executor, pool_size=4),
-                matrix, queries, exact,
+                matrix, probes, exact,
             )  # fmt: skip
             base = results["faiss"]
             lines += [
@@ -158,16 +158,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="10k chunks only")
-    size.add_argument("--smoke", action="store_true", help="2k chunks: checks the script")
+    size.add_argument("--smoke", action="store_true", help="500 chunks: checks the script")
     parser.add_argument("--markdown", type=Path, help="write the results here")
     args = parser.parse_args()
-    sizes = [2_000] if args.smoke else [10_000] if args.quick else [10_000, 100_000]
+    sizes = [500] if args.smoke else [10_000] if args.quick else [10_000, 100_000]
+    queries = 50 if args.smoke else QUERIES
     workdir = Path(tempfile.mkdtemp(prefix="xling-backends-"))
     pg_dir = Path(tempfile.mkdtemp(prefix="xling-pg-"))
     cluster = LocalPostgres(pg_dir, durable=True)
     cluster.start()
     try:
-        lines = asyncio.run(run(sizes, cluster, workdir))
+        lines = asyncio.run(run(sizes, queries, cluster, workdir))
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -180,7 +181,7 @@ def main() -> None:
             "",
             "Each backend's own write path (`index`, calls of 1,000 one-chunk documents, "
             "durable on return; FAISS until its background IVF rebuild is done), then "
-            f"{QUERIES} single `dense_search` calls (k={K}) one at a time; recall@10 against "
+            f"{queries} single `dense_search` calls (k={K}) one at a time; recall@10 against "
             "exact search over the same vectors. Synthetic vectors (power-law spectrum); "
             "pgvector is PostgreSQL 18.6 with pgvector 0.8.6 (HNSW m 16, ef_construction 64, "
             "ef_search 100, iterative scan) on the same machine over loopback, fsync on. "
