@@ -81,7 +81,7 @@ def create_search_index(
             settings.resolved_postgres_dsn(),
             embedder,
             executor,
-            pool_size=settings.postgres_pool_size or settings.workers,
+            pool_size=settings.postgres_pool_size or 2 * settings.workers,
             max_collections=settings.max_collections,
             **chunking,
         )
