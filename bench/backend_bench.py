@@ -135,7 +135,7 @@ async def run(sizes: list[int], queries: int, cluster: LocalPostgres, workdir: P
             base = results["faiss"]
             lines += [
                 "",
-                f"### {size:,} synthetic chunks, {DIMENSION} dimensions",
+                f"## {size:,} synthetic chunks, {DIMENSION} dimensions",
                 "",
                 "| backend | ingestion chunks/s | vs faiss | Search p50 ms | p99 ms | "
                 "p50 vs faiss | recall@10 |",
