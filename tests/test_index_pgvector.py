@@ -23,6 +23,7 @@ import grpc
 import pytest
 
 from xling.clients import Client, RetryPolicy, XlingError
+from xling.index.models import DocumentInput
 from xling.index.postgres import schema
 from xling.index.postgres.collections import PgvectorCollections
 from xling.service.config import load_settings
@@ -195,3 +196,18 @@ def test_the_backend_settings_are_checked(tmp_path: Path) -> None:
     secret.write_text("postgresql://xling:secret@db:5432/xling\n")
     settings = load_settings(data_dir=tmp_path, index_backend="pgvector", postgres_dsn_file=secret)
     assert settings.resolved_postgres_dsn() == "postgresql://xling:secret@db:5432/xling"
+
+
+async def test_words_postgresql_cannot_store_are_left_out(postgres_dsn: str) -> None:
+    executor = BlockingExecutor(workers=1, queue_size=8)
+    collections = PgvectorCollections(postgres_dsn, HashEmbedder(), executor, chunk_chars=5000)
+    try:
+        await collections.start()
+        text = f"A zebra crossing {'x' * 3000} near the station."
+        await collections.index("docs", [DocumentInput("long", text, language_code="en")])
+
+        hits = await collections.lexical_search("docs", "zebra station", 5)
+        assert [hit.document_id for hit in hits] == ["long"] and hits[0].score > 0
+    finally:
+        await collections.close()
+        executor.shutdown()

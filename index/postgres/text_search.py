@@ -15,6 +15,12 @@ from xling.index.lexical import tokenize
 # tsvector positions stop at 16383, and a word keeps at most 256 of them.
 _MAX_POSITION = 16_383
 _MAX_POSITIONS = 256
+# PostgreSQL refuses longer lexemes; such a "word" is a run of symbols anyway.
+_MAX_WORD_BYTES = 2046
+
+
+def _words(text: str, language_code: str = "") -> list[str]:
+    return [w for w in tokenize(text, language_code) if len(w.encode()) <= _MAX_WORD_BYTES]
 
 
 def _quote(word: str) -> str:
@@ -24,7 +30,7 @@ def _quote(word: str) -> str:
 def passage_tsvector(text: str, language_code: str) -> str:
     """The ``tsvector`` literal of a passage: each word with its positions."""
     positions: dict[str, list[int]] = {}
-    for position, word in enumerate(tokenize(text, language_code), start=1):
+    for position, word in enumerate(_words(text, language_code), start=1):
         positions.setdefault(word, []).append(min(position, _MAX_POSITION))
     return " ".join(
         f"{_quote(word)}:{','.join(map(str, sorted(set(spots))[:_MAX_POSITIONS]))}"
@@ -34,5 +40,5 @@ def passage_tsvector(text: str, language_code: str) -> str:
 
 def query_tsquery(query: str) -> str | None:
     """The ``tsquery`` literal matching any word of ``query``; None if it has none."""
-    words = dict.fromkeys(tokenize(query))
+    words = dict.fromkeys(_words(query))
     return " | ".join(map(_quote, words)) or None
