@@ -30,6 +30,7 @@ BENCHES = [
     ("Language detection", "detect_bench.py", "detection.md", ["--markdown"], True),
     ("Translation", "translate_bench.py", "translation.md", ["--markdown"], True),
     ("Search storage and latency", "search_bench.py", "search.md", ["--markdown"], True),
+    ("FAISS against pgvector", "backend_bench.py", "backends.md", ["--markdown"], True),
     (
         "Cross-lingual retrieval quality",
         "search_quality.py",

@@ -175,7 +175,7 @@ class CollectionManager:
         id (the last wins within one call). Durable when it returns. Returns
         (documents indexed, chunks created)."""
         self._check_writable()
-        _check_name(collection)
+        check_collection_name(collection)
         records = await prepare_records(
             documents,
             self._embedder,
@@ -276,7 +276,7 @@ class CollectionManager:
             raise Unavailable("the search index is shutting down", retry_after_s=1.0)
 
     def _get(self, name: str) -> Collection:
-        _check_name(name)
+        check_collection_name(name)
         if self._stopping.is_set():
             raise Unavailable("the search index is shutting down", retry_after_s=1.0)
         collection = self._collections.get(name)
@@ -426,7 +426,7 @@ def _local_collections(root: Path) -> list[Path]:
     ]
 
 
-def _check_name(name: str) -> None:
+def check_collection_name(name: str) -> None:
     if not COLLECTION_NAME_PATTERN.fullmatch(name):
         rule = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
         raise InvalidArgument([("collection", rule)])

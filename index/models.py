@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from xling.index.vectors import IndexType
 
@@ -35,7 +36,7 @@ class CollectionInfo:
     document_count: int
     chunk_count: int
     dimension: int
-    index_type: IndexType
+    index_type: IndexType | Literal["hnsw"]  # hnsw: the pgvector backend
     languages: dict[str, int]  # documents per language code
     embedder: str
 

@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from xling.service.errors import ConfigurationError
+
 ChatBackendName = Literal["auto", "local", "mistral"]
 # The rerank blend weight by backend when none is set. The local model's is fitted on
 # the development split of tests/data/retrieval (bench/rerank_calibration.py,
@@ -221,6 +223,20 @@ class Settings(BaseSettings):
     snapshot_reload_s: float = Field(
         5.0, gt=0, description="How often replicas look for snapshots."
     )
+    index_backend: Literal["faiss", "pgvector"] = Field(
+        "faiss",
+        description="faiss: collections on local disk (SQLite, FAISS, BM25); pgvector: in "
+        "PostgreSQL with pgvector, so any number of servers index and search (docs/deploy.md).",
+    )
+    postgres_dsn: SecretStr | None = Field(
+        None, description="PostgreSQL connection URI of the pgvector backend (postgresql://...)."
+    )
+    postgres_dsn_file: Path | None = Field(
+        None, description="File holding postgres_dsn (a mounted Secret); read at start."
+    )
+    postgres_pool_size: int | None = Field(
+        None, ge=1, description="PostgreSQL connections per server; default 2 x workers."
+    )
 
     # Authentication
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
@@ -254,6 +270,23 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _pgvector_needs_a_database(self) -> Settings:
+        if self.postgres_dsn is not None and self.postgres_dsn_file is not None:
+            raise ValueError("set postgres_dsn or postgres_dsn_file, not both")
+        if self.index_backend != "pgvector":
+            return self
+        if self.postgres_dsn is None and self.postgres_dsn_file is None:
+            raise ValueError(
+                "index_backend 'pgvector' needs XLING_POSTGRES_DSN or XLING_POSTGRES_DSN_FILE"
+            )
+        if self.index_role != "single":
+            raise ValueError(
+                "index_role applies to the faiss backend; with pgvector every server "
+                "reads and writes the database (leave index_role 'single')"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -268,6 +301,17 @@ class Settings(BaseSettings):
     @property
     def resolved_model_dir(self) -> Path:
         return self.model_dir or self.data_dir / "models"
+
+    def resolved_postgres_dsn(self) -> str:
+        """The DSN, from the setting or its file (surrounding whitespace dropped)."""
+        if self.postgres_dsn is not None:
+            return self.postgres_dsn.get_secret_value()
+        if self.postgres_dsn_file is None:
+            raise ConfigurationError("postgres_dsn", "no PostgreSQL DSN is configured")
+        try:
+            return self.postgres_dsn_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError("postgres_dsn_file", f"cannot read it: {exc}") from exc
 
     @property
     def resolved_chat_backend(self) -> Literal["local", "mistral"]:

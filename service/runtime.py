@@ -12,9 +12,9 @@ import os
 import time
 from dataclasses import dataclass
 
+from xling.index.backend import create_search_index
 from xling.index.embedders import create_embedder
 from xling.index.embedders.base import Embedder
-from xling.index.manager import CollectionManager
 from xling.service.config import Settings
 from xling.service.detection import Detector, create_detector
 from xling.service.errors import ConfigurationError
@@ -86,20 +86,7 @@ class Runtime:
             memory=memory,
             temperature=settings.translation_temperature,
         )
-        collections = CollectionManager(
-            settings.data_dir / "collections",
-            embedder,
-            executor,
-            chunk_chars=settings.chunk_chars,
-            chunk_overlap=settings.chunk_overlap,
-            ivf_threshold=settings.ivf_threshold,
-            ivf_nlist=settings.ivf_nlist,
-            ivf_nprobe=settings.ivf_nprobe,
-            role=settings.index_role,
-            snapshot_dir=settings.snapshot_dir,
-            reload_interval_s=settings.snapshot_reload_s,
-            max_collections=settings.max_collections,
-        )
+        collections = create_search_index(settings, embedder, executor)
         await collections.start()
         search = SearchPipeline(
             collections=collections,

@@ -10,7 +10,9 @@ import asyncio
 import os
 import shutil
 import sys
+import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from .fakes.mistral_server import (
     FakeMistralServer,
     mistral_server,  # noqa: F401 - a fixture for every module
 )
+from .postgres import LocalPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -75,6 +78,23 @@ def model_cache() -> Path:
     path = ROOT / ".pytest_cache" / "xling-models"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """One PostgreSQL with pgvector for the run, started on first use."""
+    directory = Path(tempfile.mkdtemp(prefix="xling-pg-"))
+    cluster = LocalPostgres(directory)
+    cluster.start()
+    yield cluster
+    cluster.stop("immediate")
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_dsn(postgres: LocalPostgres) -> str:
+    """A new, empty database of its own for one test."""
+    return postgres.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

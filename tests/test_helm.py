@@ -51,7 +51,8 @@ CHART_MANAGED_SETTINGS = {
     "host", "port", "data_dir", "model_dir", "grace_period_s", "omp_num_threads", "workers",
     "local_threads", "chat_backend", "mistral_api_key", "mistral_server_url", "mistral_model",
     "api_keys", "api_keys_file", "index_role", "snapshot_dir", "metrics_port",
-    "tls_cert_file", "tls_key_file", "tls_client_ca_file",
+    "tls_cert_file", "tls_key_file", "tls_client_ca_file", "index_backend", "postgres_dsn",
+    "postgres_dsn_file", "postgres_pool_size",
 }  # fmt: skip
 
 
@@ -456,6 +457,38 @@ def test_single_mode_with_persistence_refuses_several_pods(helm) -> None:
     assert "search.mode=replicated" in result.stderr
 
 
+def test_pgvector_backend_is_one_stateless_deployment(helm) -> None:
+    docs = render(helm, *values_args("pgvector-values.yaml"))
+    assert not [d for d in docs if d["kind"] in {"StatefulSet", "PersistentVolumeClaim"}]
+    assert not [d for d in docs if d["kind"] == "Service" and "writer" in d["metadata"]["name"]]
+    deployment = one(docs, "Deployment", FULLNAME)
+    assert one(docs, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"] == FULLNAME
+    spec = pod_spec(deployment)
+    env = env_of(spec["containers"][0])
+    assert env["XLING_POSTGRES_DSN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "xling-db-app",
+        "key": "uri",
+    }
+    assert "XLING_INDEX_ROLE" not in env and "XLING_SNAPSHOT_DIR" not in env
+    data = config_map(docs)
+    assert (data["XLING_INDEX_BACKEND"], data["XLING_POSTGRES_POOL_SIZE"]) == ("pgvector", "8")
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    egress = one(docs, "NetworkPolicy")["spec"]["egress"]
+    assert {"ports": [{"port": 5432, "protocol": "TCP"}]} in egress
+    assert config_map(render(helm))["XLING_INDEX_BACKEND"] == "faiss"
+
+
+def test_pgvector_dsn_is_kept_in_the_charts_secret(helm) -> None:
+    dsn = "postgresql://xling:pw@db:5432/xling"
+    docs = render(helm, "--set", "index.backend=pgvector", "--set", f"index.postgres.dsn={dsn}")
+    secret = one(docs, "Secret", FULLNAME)
+    assert base64.b64decode(secret["data"]["postgres-dsn"]).decode() == dsn
+    env = env_of(pod_spec(one(docs, "Deployment"))["containers"][0])
+    reference = env["XLING_POSTGRES_DSN"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": FULLNAME, "key": "postgres-dsn"}
+    assert dsn not in json.dumps(one(docs, "Deployment"))
+
+
 # Batch jobs
 
 
@@ -563,6 +596,19 @@ def test_schema_objects_forbid_unknown_keys() -> None:
         (("--set", "auth.enabled=true"), "auth.enabled needs"),
         (("--set", "mistral.enabled=true"), "mistral.enabled on La Plateforme needs"),
         (("--set", "translateJob.enabled=true"), "translateJob.enabled needs"),
+        (("--set", "index.backend=pgvector"), "index.backend=pgvector needs"),
+        (("--set", "index.backend=elastic"), "index.backend"),
+        (
+            (
+                "--set",
+                "index.backend=pgvector",
+                "--set",
+                "index.postgres.dsn=postgresql://d/x",
+                "--set",
+                "search.mode=replicated",
+            ),
+            "leave search.mode=single",
+        ),
     ],
 )
 def test_bad_values_fail_at_install(helm, args: tuple[str, ...], message: str) -> None:

@@ -1,4 +1,5 @@
-"""CollectionManager with real FAISS, SQLite and the embedded USE model."""
+"""Both search backends with the embedded USE model: CollectionManager (real FAISS and
+SQLite) and PgvectorCollections (a real PostgreSQL); IVF tests are FAISS only."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xling.index.backend import SearchIndex
 from xling.index.embedders.base import Embedder
 from xling.index.embedders.usem3 import USEEmbedder
 from xling.index.lexical import tokenize
 from xling.index.manager import CollectionManager, DocumentInput
 from xling.service.errors import ConfigurationError, InvalidArgument, NotFound
 from xling.service.executor import BlockingExecutor
+
+from .index_backends import BACKENDS, Storage, new_storage
 
 
 class HashEmbedder(Embedder):
@@ -54,11 +58,16 @@ def use(executor: BlockingExecutor) -> USEEmbedder:
     return USEEmbedder(executor, threads=2)
 
 
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return new_storage(request, request.param, tmp_path)
+
+
 @pytest.fixture
 async def manager(
-    tmp_path: Path, use: USEEmbedder, executor: BlockingExecutor
-) -> AsyncIterator[CollectionManager]:
-    manager = CollectionManager(tmp_path, use, executor, chunk_chars=120, chunk_overlap=20)
+    storage: Storage, use: USEEmbedder, executor: BlockingExecutor
+) -> AsyncIterator[SearchIndex]:
+    manager = storage.open(use, executor, chunk_chars=120, chunk_overlap=20)
     await manager.start()
     yield manager
     await manager.close()
@@ -80,23 +89,27 @@ async def query(embedder: Embedder, text: str) -> np.ndarray:
     return (await embedder.embed_queries([text]))[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=BACKENDS)
 async def indexed(
-    tmp_path_factory: pytest.TempPathFactory, use: USEEmbedder, executor: BlockingExecutor
-) -> AsyncIterator[CollectionManager]:
-    """A manager with ``DOCUMENTS`` in collection "docs", for tests that only read."""
-    manager = CollectionManager(tmp_path_factory.mktemp("indexed"), use, executor)
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    use: USEEmbedder,
+    executor: BlockingExecutor,
+) -> AsyncIterator[SearchIndex]:
+    """A search index with ``DOCUMENTS`` in collection "docs", for tests that only read."""
+    storage = new_storage(request, request.param, tmp_path_factory.mktemp("indexed"))
+    manager = storage.open(use, executor)
     await manager.start()
     await manager.index("docs", DOCUMENTS)
     yield manager
     await manager.close()
 
 
-async def test_index_counts_documents_and_chunks(manager: CollectionManager) -> None:
+async def test_index_counts_documents_and_chunks(manager: SearchIndex) -> None:
     assert await manager.index("docs", DOCUMENTS) == (5, 5)
 
 
-async def test_cross_lingual_dense_search(indexed: CollectionManager, use: USEEmbedder) -> None:
+async def test_cross_lingual_dense_search(indexed: SearchIndex, use: USEEmbedder) -> None:
     hits = await indexed.dense_search("docs", await query(use, "a cat sleeping on a couch"), 3)
 
     assert {hit.document_id for hit in hits[:2]} == {"cat-fr", "cat-pt"}
@@ -106,7 +119,7 @@ async def test_cross_lingual_dense_search(indexed: CollectionManager, use: USEEm
     assert first.text in {DOCUMENTS[0].text, DOCUMENTS[3].text}
 
 
-async def test_lexical_search_in_cjk_and_latin(indexed: CollectionManager) -> None:
+async def test_lexical_search_in_cjk_and_latin(indexed: SearchIndex) -> None:
     japanese = await indexed.lexical_search("docs", "東京の人口", 5)
     english = await indexed.lexical_search("docs", "Interest RATES", 5)
 
@@ -115,7 +128,7 @@ async def test_lexical_search_in_cjk_and_latin(indexed: CollectionManager) -> No
     assert english[0].language_code == "en" and english[0].score > 0
 
 
-async def test_function_words_do_not_match_across_languages(indexed: CollectionManager) -> None:
+async def test_function_words_do_not_match_across_languages(indexed: SearchIndex) -> None:
     # "le", "la", "de" are stop words of the French and Portuguese passages.
     assert await indexed.lexical_search("docs", "le la de o", 10) == []
     hits = await indexed.lexical_search("docs", "¿Dónde duerme el gato?", 10)
@@ -135,7 +148,7 @@ async def test_function_words_do_not_match_across_languages(indexed: CollectionM
     ],
 )
 async def test_filters_are_exact(
-    indexed: CollectionManager,
+    indexed: SearchIndex,
     use: USEEmbedder,
     languages: list[str],
     metadata: dict[str, str],
@@ -154,9 +167,7 @@ async def test_filters_are_exact(
     assert {hit.document_id for hit in lexical} == expected
 
 
-async def test_filtered_searches_see_later_writes(
-    manager: CollectionManager, use: USEEmbedder
-) -> None:
+async def test_filtered_searches_see_later_writes(manager: SearchIndex, use: USEEmbedder) -> None:
     await manager.index("docs", DOCUMENTS)
     vector = await query(use, "cat")
 
@@ -171,7 +182,7 @@ async def test_filtered_searches_see_later_writes(
     assert await portuguese() == {"rio-pt", "new-pt"}
 
 
-async def test_upsert_replaces_all_chunks_of_a_document(manager: CollectionManager) -> None:
+async def test_upsert_replaces_all_chunks_of_a_document(manager: SearchIndex) -> None:
     long_text = " ".join(f"Sentence {i} talks about the old harbour." for i in range(12))
     old = DocumentInput("a", long_text, language_code="en")
     new = DocumentInput("a", "A new mountain text.", "New", "en")
@@ -186,7 +197,7 @@ async def test_upsert_replaces_all_chunks_of_a_document(manager: CollectionManag
     assert [hit.title for hit in await manager.lexical_search("docs", "mountain", 10)] == ["New"]
 
 
-async def test_duplicate_ids_in_one_call_keep_the_last(manager: CollectionManager) -> None:
+async def test_duplicate_ids_in_one_call_keep_the_last(manager: SearchIndex) -> None:
     documents = [DocumentInput("a", "first version"), DocumentInput("a", "second version")]
 
     assert await manager.index("docs", documents) == (1, 1)
@@ -194,7 +205,7 @@ async def test_duplicate_ids_in_one_call_keep_the_last(manager: CollectionManage
     assert [hit.text for hit in hits] == ["second version"]
 
 
-async def test_delete(manager: CollectionManager, use: USEEmbedder) -> None:
+async def test_delete(manager: SearchIndex, use: USEEmbedder) -> None:
     await manager.index("docs", DOCUMENTS)
 
     assert await manager.delete("docs", ["cat-fr", "cat-pt", "no-such-id"]) == 2
@@ -205,18 +216,19 @@ async def test_delete(manager: CollectionManager, use: USEEmbedder) -> None:
     assert (await manager.info("docs")).document_count == 3
 
 
-async def test_stats(manager: CollectionManager) -> None:
+async def test_stats(manager: SearchIndex) -> None:
     await manager.index("docs", [*DOCUMENTS, DocumentInput("empty", "", language_code="en")])
 
     info = await manager.info("docs")
 
     assert info.name == "docs"
     assert (info.document_count, info.chunk_count) == (6, 5)
-    assert (info.dimension, info.index_type, info.embedder) == (512, "flat", "usem3")
+    index_type = "flat" if isinstance(manager, CollectionManager) else "hnsw"
+    assert (info.dimension, info.index_type, info.embedder) == (512, index_type, "usem3")
     assert info.languages == {"fr": 1, "en": 2, "ja": 1, "pt-BR": 1, "pt-PT": 1}
 
 
-async def test_unknown_and_invalid_collections(manager: CollectionManager) -> None:
+async def test_unknown_and_invalid_collections(manager: SearchIndex) -> None:
     for call in (
         manager.info("nope"),
         manager.delete("nope", ["a"]),
@@ -230,14 +242,14 @@ async def test_unknown_and_invalid_collections(manager: CollectionManager) -> No
 
 
 async def test_a_collection_refuses_another_embedder(
-    tmp_path: Path, use: USEEmbedder, executor: BlockingExecutor
+    storage: Storage, use: USEEmbedder, executor: BlockingExecutor
 ) -> None:
-    first = CollectionManager(tmp_path, use, executor)
+    first = storage.open(use, executor)
     await first.start()
     await first.index("docs", DOCUMENTS[:1])
     await first.close()
 
-    second = CollectionManager(tmp_path, HashEmbedder("e5", 768), executor)
+    second = storage.open(HashEmbedder("e5", 768), executor)
     with pytest.raises(ConfigurationError) as raised:
         await second.start()
 
@@ -246,9 +258,7 @@ async def test_a_collection_refuses_another_embedder(
     assert "'e5' (768 dimensions)" in str(raised.value)
 
 
-async def test_concurrent_searches_see_whole_writes(
-    manager: CollectionManager, use: USEEmbedder
-) -> None:
+async def test_concurrent_searches_see_whole_writes(manager: SearchIndex, use: USEEmbedder) -> None:
     def version(tag: str) -> DocumentInput:
         sentences = (f"Version {tag} sentence {i} about rivers." for i in range(5))
         return DocumentInput("x", " ".join(sentences), language_code="en")
@@ -291,7 +301,7 @@ async def ivf_manager(
     await manager.close()
 
 
-async def wait_for_index_type(manager: CollectionManager, expected: str) -> None:
+async def wait_for_index_type(manager: SearchIndex, expected: str) -> None:
     for _ in range(200):
         if (await manager.info("docs")).index_type == expected:
             return

@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from xling.index.backend import SearchIndex
 from xling.index.chunking import with_title
 from xling.index.embedders.base import Embedder
-from xling.index.manager import ChunkHit, CollectionInfo, CollectionManager, DocumentInput
+from xling.index.models import ChunkHit, CollectionInfo, DocumentInput
 from xling.service.detection import UNDETERMINED, Detector
 from xling.service.errors import DeadlineExceeded
 from xling.service.executor import BlockingExecutor
@@ -69,7 +70,7 @@ class SearchPipeline:
     def __init__(
         self,
         *,
-        collections: CollectionManager,
+        collections: SearchIndex,
         embedder: Embedder,
         detector: Detector,
         executor: BlockingExecutor,

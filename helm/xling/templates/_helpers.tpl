@@ -109,8 +109,18 @@ imagePullSecrets:
 {{- if and .Values.auth.enabled .Values.auth.apiKeys (not .Values.auth.existingSecret) -}}true{{- end -}}
 {{- end -}}
 
+{{- define "xling.chartPostgresDsn" -}}
+{{- with .Values.index -}}
+{{- if and (eq .backend "pgvector") .postgres.dsn (not .postgres.existingSecret) -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "xling.createSecret" -}}
-{{- if or (include "xling.chartMistralKey" .) (include "xling.chartApiKeys" .) -}}true{{- end -}}
+{{- if or (include "xling.chartMistralKey" .) (include "xling.chartApiKeys" .) (include "xling.chartPostgresDsn" .) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "xling.postgresSecretName" -}}
+{{- default (include "xling.fullname" .) .Values.index.postgres.existingSecret -}}
 {{- end -}}
 
 {{- define "xling.mistralSecretName" -}}
@@ -172,6 +182,19 @@ float64, which would print large integers as 8.388608e+06.
 {{- $single := eq .Values.search.mode "single" -}}
 {{- if and $single .Values.persistence.enabled (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) -}}
 {{- fail "search.mode=single keeps the index in one pod's /data: with persistence.enabled run one replica without autoscaling, or set search.mode=replicated" -}}
+{{- end -}}
+{{- with .Values.index -}}
+{{- if eq .backend "pgvector" -}}
+{{- if not (or .postgres.dsn .postgres.existingSecret) -}}
+{{- fail "index.backend=pgvector needs index.postgres.existingSecret or index.postgres.dsn" -}}
+{{- end -}}
+{{- if ne $.Values.search.mode "single" -}}
+{{- fail "index.backend=pgvector shares one database between all pods: leave search.mode=single (no writer, no snapshots)" -}}
+{{- end -}}
+{{- if $.Values.persistence.enabled -}}
+{{- fail "index.backend=pgvector keeps no state in the pods: leave persistence.enabled=false" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.auth.enabled (not .Values.auth.apiKeys) (not .Values.auth.existingSecret) -}}
 {{- fail "auth.enabled needs auth.apiKeys or auth.existingSecret" -}}

@@ -77,6 +77,13 @@ spec:
               name: {{ include "xling.mistralSecretName" $root }}
               key: {{ $values.mistral.existingSecretKey }}
         {{- end }}
+        {{- if eq $values.index.backend "pgvector" }}
+        - name: XLING_POSTGRES_DSN
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "xling.postgresSecretName" $root }}
+              key: {{ $values.index.postgres.existingSecretKey }}
+        {{- end }}
         {{- if $values.auth.enabled }}
         - name: XLING_API_KEYS
           valueFrom:

@@ -1,0 +1,1 @@
+"""The pgvector backend: collections in PostgreSQL, shared by any number of servers."""
