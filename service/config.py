@@ -114,7 +114,7 @@ class Settings(BaseSettings):
 
     # Language detection
     detector: str = Field(
-        "ensemble", description="Detector: ensemble, langdetect, fasttext or script."
+        "ensemble", description="Detector: ensemble, langdetect, fasttext, py3langid or script."
     )
     detector_seed: int = Field(0, description="Seed that makes langdetect deterministic.")
 
