@@ -13,6 +13,14 @@ oldest unfinished batch was sent, so every segment written from line
 ``next_line`` on lies after it. A resumed run therefore skips lines before
 ``next_line`` (bar the rejects, which it retries) and, from there on, only the
 ids found in the output after ``output_offset``.
+
+Requests are sized by ``RequestSizer`` (``_sizing``): batches are cut at its
+current size, and a batch sends requests of at most that size, so a batch cut
+before the size fell is split on the way. A request that runs out of time is
+split in halves and retried, down to one segment; a single segment that still
+runs out of time is rejected, like a segment the server refuses. Splitting
+happens inside the batch, which is written whole when it finishes: the
+checkpoint's rules above do not change.
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from xling.clients._async_client import AsyncClient
-from xling.clients._errors import InvalidArgument
+from xling.clients._errors import DeadlineExceeded, InvalidArgument
 from xling.clients.corpus._job import CorpusJob
 from xling.clients.corpus._journal import Checkpoint, OutputLog
 from xling.clients.corpus._progress import Progress, Report
+from xling.clients.corpus._sizing import RequestSizer
 from xling.clients.corpus._source import Segment, read_segments
 
 CHECKPOINT_INTERVAL_S = 1.0
@@ -73,6 +82,7 @@ class CorpusRun:
         last_done_line: int,
         progress: Progress,
         report: Report,
+        sizer: RequestSizer,
     ) -> None:
         self._job = job
         self._client = client
@@ -85,6 +95,7 @@ class CorpusRun:
         self._last_done_line = last_done_line
         self._progress = progress
         self.report = report
+        self._sizer = sizer
         self._pending: deque[_Batch] = deque()
         self._unsent: list[Segment] = []
         self._read_to = 0  # the line after the last one read
@@ -128,7 +139,7 @@ class CorpusRun:
         batch: list[Segment] = []
         for segment in self._todo():
             batch.append(segment)
-            if len(batch) == self._job.batch_size:
+            if len(batch) >= self._sizer.size:
                 yield batch
                 batch = []
         if batch:
@@ -141,17 +152,21 @@ class CorpusRun:
 
     async def _translate(self, segments: list[Segment]) -> _Outcome:
         outcome = _Outcome()
-        todo = []
+        todo: deque[Segment] = deque()
         for segment in segments:
             if segment.text.strip():
                 todo.append(segment)
             else:  # the server refuses empty contents; there is nothing to translate
                 outcome.add(segment, segment.text, "")
+        # Only falls within this batch, so a request that timed out is always split.
+        cap = len(todo)
         async with self._slots:
             while todo:
+                part = [todo.popleft() for _ in range(min(self._sizer.size, cap, len(todo)))]
+                started = time.monotonic()
                 try:
                     response = await self._client.translate_text(
-                        [s.text for s in todo],
+                        [s.text for s in part],
                         target_language_code=self._job.target_language_code,
                         source_language_code=self._job.source_language_code,
                         mime_type=self._job.mime_type,
@@ -162,10 +177,19 @@ class CorpusRun:
                     if refused is None:
                         raise  # the request itself is wrong: every batch would fail alike
                     for index, reason in refused.items():
-                        outcome.failed[todo[index].id] = f"INVALID_ARGUMENT: {reason}"
-                    todo = [s for i, s in enumerate(todo) if i not in refused]
+                        outcome.failed[part[index].id] = f"INVALID_ARGUMENT: {reason}"
+                    todo.extendleft(reversed([s for i, s in enumerate(part) if i not in refused]))
                     continue
-                for segment, result in zip(todo, response.translations, strict=True):
+                except DeadlineExceeded as error:
+                    self._sizer.timed_out(segments=len(part))
+                    if len(part) == 1:
+                        outcome.failed[part[0].id] = str(error)
+                        continue
+                    cap = len(part) // 2
+                    todo.extendleft(reversed(part))
+                    continue
+                self._sizer.finished(segments=len(part), elapsed_s=time.monotonic() - started)
+                for segment, result in zip(part, response.translations, strict=True):
                     if result.error:
                         outcome.failed[segment.id] = result.error
                     else:
@@ -175,7 +199,6 @@ class CorpusRun:
                             result.detected_language_code,
                             cached=result.cached,
                         )
-                break
         return outcome
 
     # Settling finished batches
