@@ -24,6 +24,7 @@ from xling.clients.corpus._sizing import RequestSizer
 
 from .conftest import ServerThread, french, mistral_backed_server
 from .fakes.mistral_server import FakeMistralServer, RecordedRequest, Reply, chat, slow, translator
+from .serve_process import ServeProcess
 
 TOKEN = re.compile("⟦\\d+⟧")  # how the server masks placeholders such as {x}
 
@@ -308,3 +309,47 @@ def test_request_size_follows_the_rate_a_request_showed() -> None:
     sizer = RequestSizer(deadline_s=60, max_size=128, initial=64)
     sizer.finished(segments=3, elapsed_s=0.01)  # a fast remainder does not grow a full size
     assert sizer.size == 64
+
+
+# Short segments in four languages for the embedded model, which takes seconds each.
+LOCAL_CORPUS = [
+    "Le train part à huit heures.", "Nous avons réservé une table pour ce soir.",
+    "Il pleut depuis ce matin.", "Mon frère habite près de la mer.",
+    "La bibliothèque est fermée le dimanche.", "Merci pour votre aide.",
+    "Der Zug hat heute Verspätung.", "Wir treffen uns morgen im Büro.",
+    "Das Essen war sehr lecker.", "Bitte schließen Sie das Fenster.",
+    "Meine Schwester lernt Spanisch.", "Der Park ist im Sommer schön.",
+    "La tienda abre a las nueve.", "Me gusta leer por la noche.",
+    "El museo está cerca del río.", "Mañana vamos a la playa.",
+    "Necesito comprar pan y leche.", "El perro duerme en el jardín.",
+    "明日は雨が降るそうです。", "駅はここから近いです。", "この本はとても面白い。",
+    "週末に友達と映画を見ました。", "コーヒーを一杯ください。", "会議は午後に始まります。",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_embedded_model_kill_9_then_resume(tmp_path: Path, model_cache: Path) -> None:
+    """The issue's check: on the default model, with the default options (128 segments
+    at most a request, 4 in flight, the CLI's 60 s deadline), killed mid-run and resumed."""
+    rows = [(f"seg-{i}", text) for i, text in enumerate(LOCAL_CORPUS)]
+    corpus, output = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    server = ServeProcess(tmp_path / "data", model_cache)
+    try:
+        command = [sys.executable, "-m", "xling.clients.cli", "--target", server.target,
+                   "translate-corpus", str(corpus), "--to", "en", "--output", str(output),
+                   "--resume"]  # fmt: skip
+        child = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 900
+        while _line_count(output) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        assert 4 <= _line_count(output) < len(rows), "not killed mid-run"
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        assert finished.returncode == 0, finished.stderr
+    finally:
+        server.kill()
+    lines = read_output(output)
+    assert sorted(line["id"] for line in lines) == sorted(i for i, _ in rows)
+    assert all(line["translated_text"].strip() for line in lines)
