@@ -237,10 +237,11 @@ def test_requests_shrink_to_fit_a_slow_server(
     fake.set_default(slow(SECONDS_A_SEGMENT, chat(translator(french))))
     rows = [(f"doc-{i}", text) for i, text in enumerate(sentences(16, "slow"))]
     corpus, output = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    # 4 requests in flight (the default) queue on the one model call at a time:
+    # even single segments run out of time until fewer requests are in flight.
     code = main(
         ["--target", one_at_a_time_server.target, "--timeout", DEADLINE_S, "translate-corpus",
-         str(corpus), "--to", "fr", "--from", "en", "--output", str(output),
-         "--concurrency", "2", "--json"]
+         str(corpus), "--to", "fr", "--from", "en", "--output", str(output), "--json"]
     )  # fmt: skip
     assert code == 0
     texts = dict(rows)
@@ -285,7 +286,7 @@ def test_a_segment_too_slow_alone_is_rejected_and_the_rest_finish(
 
 
 def test_request_size_grows_while_fast_and_halves_on_a_timeout() -> None:
-    sizer = RequestSizer(deadline_s=60, max_size=128)
+    sizer = RequestSizer(deadline_s=60, max_size=128, max_in_flight=4)
     sizes = [sizer.size]
     for _ in range(6):
         sizer.finished(segments=sizer.size, elapsed_s=0.05 * sizer.size)
@@ -353,3 +354,18 @@ def test_embedded_model_kill_9_then_resume(tmp_path: Path, model_cache: Path) ->
     lines = read_output(output)
     assert sorted(line["id"] for line in lines) == sorted(i for i, _ in rows)
     assert all(line["translated_text"].strip() for line in lines)
+
+
+async def test_fewer_requests_in_flight_after_a_lone_segment_timed_out() -> None:
+    sizer = RequestSizer(deadline_s=60, max_size=8, max_in_flight=2)
+    async with sizer.slot() as alone:
+        assert not alone  # another request may start meanwhile
+    sizer.narrow()
+    sizer.narrow()
+    assert sizer.in_flight == 1
+    async with sizer.slot() as alone:
+        assert alone
+        sizer.finished(segments=4, elapsed_s=1.0)  # well within the deadline
+    assert sizer.in_flight == 2
+    async with sizer.slot(), sizer.slot() as second:
+        assert not second

@@ -16,11 +16,13 @@ ids found in the output after ``output_offset``.
 
 Requests are sized by ``RequestSizer`` (``_sizing``): batches are cut at its
 current size, and a batch sends requests of at most that size, so a batch cut
-before the size fell is split on the way. A request that runs out of time is
-split in halves and retried, down to one segment; a single segment that still
-runs out of time is rejected, like a segment the server refuses. Splitting
-happens inside the batch, which is written whole when it finishes: the
-checkpoint's rules above do not change.
+before the size fell is split on the way; the sizer also bounds the requests
+in flight. A request that runs out of time is split in halves and retried,
+down to one segment; a single segment that runs out of time is retried with
+fewer requests in flight, and rejected (like a segment the server refuses)
+only when it ran out of time alone. Splitting happens inside the batch,
+which is written whole when it finishes: the checkpoint's rules above do not
+change.
 """
 
 from __future__ import annotations
@@ -99,7 +101,6 @@ class CorpusRun:
         self._pending: deque[_Batch] = deque()
         self._unsent: list[Segment] = []
         self._read_to = 0  # the line after the last one read
-        self._slots = asyncio.Semaphore(job.concurrency)
         self._saved_at = time.monotonic()
 
     async def run(self) -> None:
@@ -160,8 +161,8 @@ class CorpusRun:
                 outcome.add(segment, segment.text, "")
         # Only falls within this batch, so a request that timed out is always split.
         cap = len(todo)
-        async with self._slots:
-            while todo:
+        while todo:
+            async with self._sizer.slot() as alone:
                 part = [todo.popleft() for _ in range(min(self._sizer.size, cap, len(todo)))]
                 started = time.monotonic()
                 try:
@@ -182,23 +183,26 @@ class CorpusRun:
                     continue
                 except DeadlineExceeded as error:
                     self._sizer.timed_out(segments=len(part))
-                    if len(part) == 1:
+                    if len(part) > 1:
+                        cap = len(part) // 2
+                    elif alone:
                         outcome.failed[part[0].id] = str(error)
                         continue
-                    cap = len(part) // 2
+                    else:  # it may only have waited behind the others in flight
+                        self._sizer.narrow()
                     todo.extendleft(reversed(part))
                     continue
                 self._sizer.finished(segments=len(part), elapsed_s=time.monotonic() - started)
-                for segment, result in zip(part, response.translations, strict=True):
-                    if result.error:
-                        outcome.failed[segment.id] = result.error
-                    else:
-                        outcome.add(
-                            segment,
-                            result.translated_text,
-                            result.detected_language_code,
-                            cached=result.cached,
-                        )
+            for segment, result in zip(part, response.translations, strict=True):
+                if result.error:
+                    outcome.failed[segment.id] = result.error
+                else:
+                    outcome.add(
+                        segment,
+                        result.translated_text,
+                        result.detected_language_code,
+                        cached=result.cached,
+                    )
         return outcome
 
     # Settling finished batches

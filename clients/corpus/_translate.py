@@ -42,7 +42,11 @@ async def translate_corpus(
             last_done_line=scanned.last_watched_line,
             progress=progress,
             report=report,
-            sizer=RequestSizer(deadline_s=job.timeout or client.timeout, max_size=job.batch_size),
+            sizer=RequestSizer(
+                deadline_s=job.timeout or client.timeout,
+                max_size=job.batch_size,
+                max_in_flight=job.concurrency,
+            ),
         )
         try:
             await run.run()
