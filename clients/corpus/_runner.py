@@ -1,6 +1,6 @@
 """The corpus pipeline: read, batch, translate concurrently, append, checkpoint.
 
-Batches are cut from the input in order and sent ``concurrency`` at a time;
+Batches are cut from the input in order and sent at most ``concurrency`` at a time;
 at most ``4 * concurrency`` batches are read ahead of the oldest unfinished
 one, so memory holds a bounded window of segments whatever the corpus size.
 Each finished batch is appended to the output (in completion order) and
