@@ -7,6 +7,7 @@ child process and kills it with SIGKILL mid-run, more than once.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -15,11 +16,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from xling.clients.cli import main
-from xling.clients.corpus import Shard
+from xling.clients.corpus import Shard, _progress
 from xling.clients.corpus._sizing import RequestSizer
 
 from .conftest import ServerThread, french, mistral_backed_server
@@ -369,3 +371,14 @@ async def test_fewer_requests_in_flight_after_a_lone_segment_timed_out() -> None
     assert sizer.in_flight == 2
     async with sizer.slot(), sizer.slot() as second:
         assert not second
+
+
+def test_progress_log_shows_a_rate_below_one_and_the_time_left(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = iter([100.0, 110.0])  # started, then 10 s later: the module's clock alone
+    monkeypatch.setattr(_progress, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    progress = _progress.Progress(total=24, done=0, interactive=False, interval_s=0)
+    with caplog.at_level(logging.INFO):
+        progress.advance(3)
+    assert "3/24 segments (12.5%), 0.3 segments/s, 0:01:10 left" in caplog.text
