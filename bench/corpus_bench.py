@@ -181,14 +181,26 @@ def main() -> None:
     if args.markdown:
         setup = (
             f"{provenance()}\n\nLargest corpus {largest:,} lines: "
-            "translate-corpus in a child process (batch 128, 4 requests in flight), an "
+            "translate-corpus in a child process (at most 128 segments a request, from 4 "
+            "growing while requests are fast; 4 requests in flight), an "
             "in-process server, the fake Mistral model answering at once. Peak RSS is the "
             "child's; segments/s includes the first pass that validates the input.\n\n"
         )
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(
-            "## translate-corpus: memory and throughput\n\n" + setup + result + "\n"
-        )
+        write_section(args.markdown, "## translate-corpus: memory and throughput", setup + result)
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    """Replaces the section under ``heading`` in ``path`` (or appends it), keeping the rest."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(heading)
+    section = f"{heading}\n\n{body.strip()}\n"
+    if start < 0:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + section
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     )
     local_n_ctx: int = Field(4096, ge=512, description="Context window of the local model.")
     local_threads: int = Field(2, ge=1, description="CPU threads of the local model.")
+    local_parallel: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Sequences the local model decodes together (llama.cpp slots, each with "
+        "the whole context window); concurrent segments share its decoding.",
+    )
     mistral_api_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("XLING_MISTRAL_API_KEY", "MISTRAL_API_KEY"),

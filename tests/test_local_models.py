@@ -7,6 +7,7 @@ last two chunks, so they cost well under a second each.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from xling.service.config import load_settings
 from xling.service.errors import ConfigurationError, DeadlineExceeded, InvalidArgument
 from xling.service.executor import BlockingExecutor
 from xling.service.models import create_chat_model
-from xling.service.models.base import ChatMessage
+from xling.service.models.base import ChatMessage, ChatResult
 from xling.service.models.embedded import CATALOG, EmbeddedModel, assemble, resolve_gguf
 from xling.service.models.local_llama import ContextLengthExceeded, LocalChatModel
 
@@ -181,7 +182,7 @@ async def model(
     executor = BlockingExecutor(workers=2, queue_size=8)
     settings = load_settings(
         data_dir=tmp_path_factory.mktemp("data"), model_dir=model_cache, chat_backend="local",
-        local_n_ctx=2048,
+        local_n_ctx=2048, local_parallel=2,
     )  # fmt: skip
     chat_model = await executor.run(create_chat_model, settings, executor)
     assert isinstance(chat_model, LocalChatModel)
@@ -224,6 +225,21 @@ async def test_a_deadline_stops_the_generation(model: LocalChatModel) -> None:
     # The model is free again at once, not still counting.
     result = await model.complete([ChatMessage("user", "Say OK.")], max_tokens=4)
     assert result.content
+
+
+async def test_concurrent_calls_share_the_slots(model: LocalChatModel) -> None:
+    """Two slots: a call cut by its deadline leaves the other one running to its end."""
+    counting = [ChatMessage("user", "Count from 1 to 1000, separated by commas.")]
+    short = [ChatMessage("user", "Translate into French: good morning.")]
+
+    cut, answered = await asyncio.gather(
+        model.complete(counting, max_tokens=1500, timeout_s=1.0),
+        model.complete(short, max_tokens=16, temperature=0.0),
+        return_exceptions=True,
+    )
+
+    assert isinstance(cut, DeadlineExceeded)
+    assert isinstance(answered, ChatResult) and answered.content.strip()
 
 
 async def test_a_prompt_longer_than_the_context_is_invalid(model: LocalChatModel) -> None:

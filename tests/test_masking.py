@@ -10,12 +10,13 @@ import dataclasses
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from xling.service.translation.masking import (
     Masked,
     MaskError,
+    Role,
     SpanKind,
     mask,
     token_text,
@@ -386,6 +387,51 @@ TRANSLATIONS = [
         "Lisez ⟦2⟧la politique⟦3⟧ et ⟦0⟧les conditions⟦1⟧",
         "Lisez <1>la politique</1> et <0>les conditions</0>",
     ),
+    # Whitespace the model puts just inside an element, where the source had none, moves out.
+    (
+        "no-space-before-close-tags",
+        True,
+        "<p>Click <b>here</b> to reset your password.</p>",
+        "⟦0⟧Klicken ⟦1⟧hier ⟦2⟧ um dein Passwort zurückzusetzen. ⟦3⟧",
+        "<p>Klicken <b>hier</b> um dein Passwort zurückzusetzen.</p>",
+    ),
+    (
+        "space-after-open-tag-moves-before-it",
+        True,
+        "Click <b>here</b> now",
+        "Klicken⟦0⟧ hier⟦1⟧ jetzt",
+        "Klicken <b>hier</b> jetzt",
+    ),
+    (
+        "space-before-close-tag-moves-after-it",
+        True,
+        "<b>Save</b> now",
+        "⟦0⟧Speichern ⟦1⟧jetzt",
+        "<b>Speichern</b> jetzt",
+    ),
+    (
+        "nested-tags-at-the-edges",
+        True,
+        "<p><b>Hello</b></p>",
+        "⟦0⟧ ⟦1⟧ Bonjour ⟦2⟧ ⟦3⟧",
+        "<p><b>Bonjour</b></p>",
+    ),
+    ("empty-element-stays-empty", True, "A<i></i>B", "A ⟦0⟧ ⟦1⟧ B", "A <i></i> B"),
+    ("source-spaces-inside-kept", True, "<b> bold </b>", "⟦0⟧ gras ⟦1⟧", "<b> gras </b>"),
+    (
+        "numbered-tags-spacing",
+        False,
+        "Click <0>here</0>.",
+        "Klicke ⟦0⟧ hier ⟦1⟧.",
+        "Klicke <0>hier</0>.",
+    ),
+    (
+        "siblings-keep-their-separating-space",
+        True,
+        "<b>red</b> <i>car</i>",
+        "⟦2⟧ voiture ⟦3⟧ ⟦0⟧ rouge ⟦1⟧",
+        "<i>voiture</i> <b>rouge</b>",
+    ),
     ("spaces-in-token", False, "Hi {name}", "Salut ⟦ 0 ⟧", "Salut {name}"),
     ("cjk-brackets", False, "Hi {name} and {n}", "〚0〛和〚 1 〛你好", "{name}和{n}你好"),
     ("ascii-brackets", False, "Hi {name}", "Salut [[0]]", "Salut {name}"),
@@ -629,6 +675,31 @@ def test_tokens_reversed_without_markup_still_unmask(source: str) -> None:
         return
     reversed_tokens = "|".join(token_text(n) for n in reversed(range(len(masked.spans))))
     assert unmask(reversed_tokens, masked) == "|".join(reversed(masked.spans))
+
+
+@property_settings
+@given(source=html_ish, html=st.booleans())
+def test_no_whitespace_is_added_inside_an_element(source: str, html: bool) -> None:
+    assume("\x00" not in source)
+    masked = mask(source, html=html)
+    roles = {node.token: node.role for node in masked.markup}
+    # Each span restores as a marker of its own, to find the tags in the result.
+    marked = dataclasses.replace(
+        masked, spans=tuple(f"\x00{n}\x01" for n in range(len(masked.spans)))
+    )
+    padded = re.sub("(⟦\\d+⟧)", " \\1 ", masked.text)  # a model that spaces every token
+    restored = unmask(padded, marked)
+    assert "".join(restored.split()) == "".join(marked_source(masked).split())
+    for number, role in roles.items():
+        token, marker = token_text(number), f"\x00{number}\x01"
+        if role is Role.OPEN and not masked.text.partition(token)[2][:1].isspace():
+            assert not restored.partition(marker)[2][:1].isspace(), restored
+        if role is Role.CLOSE and not masked.text.partition(token)[0][-1:].isspace():
+            assert not restored.partition(marker)[0][-1:].isspace(), restored
+
+
+def marked_source(masked: Masked) -> str:
+    return re.sub("⟦(\\d+)⟧", lambda m: f"\x00{m[1]}\x01", masked.text)
 
 
 def test_masked_is_frozen() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -146,6 +146,38 @@ def test_broken_placeholders_are_retried_then_reported(
     )
     assert first.translated_text == "" and "not kept" in first.error
     assert second.translated_text == "tout cassé" and second.error == ""
+
+
+def test_numbers_the_model_drops_are_repaired_or_reported(
+    client: Client, fake: FakeMistralServer
+) -> None:
+    """Digits inside words are not masked; a reply that loses them never passes."""
+    contents = ["Meet on the 21st at gate B12", "Convert the mp3 files", "Flight LH2024 boards"]
+
+    def losing(*words: str) -> Callable[[str], str]:
+        def transform(text: str) -> str:
+            for word in words:
+                text = text.replace(word, "".join(c for c in word if not c.isdigit()))
+            return french(text)
+
+        return transform
+
+    # The first call loses the digits of two segments; the retries keep those of one.
+    fake.script(chat(translator(losing("mp3", "LH2024"))))
+    fake.set_default(chat(translator(losing("LH2024"))))
+    (dates, files, flight), _ = translate(client, fake, contents)
+    assert dates.translated_text == french(contents[0]) and dates.error == ""
+    assert files.translated_text == french(contents[1]) and files.error == ""
+    assert flight.translated_text == ""
+    assert "numbers of the source were not kept: 2024" in flight.error
+
+
+def test_full_width_digits_count_as_the_same_number(
+    client: Client, fake: FakeMistralServer
+) -> None:
+    fake.set_default(chat(translator(lambda t: t.replace("mp3", "ｍｐ３"))))
+    (result,), _ = translate(client, fake, ["Play the mp3 now"], target_language_code="ja")
+    assert result.error == "" and result.translated_text == "Play the ｍｐ３ now"
 
 
 def test_glossary_and_do_not_translate(client: Client, fake: FakeMistralServer) -> None:

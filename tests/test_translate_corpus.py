@@ -7,6 +7,7 @@ child process and kills it with SIGKILL mid-run, more than once.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -15,14 +16,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from xling.clients.cli import main
-from xling.clients.corpus import Shard
+from xling.clients.corpus import Shard, _progress
+from xling.clients.corpus._sizing import RequestSizer
 
 from .conftest import ServerThread, french, mistral_backed_server
-from .fakes.mistral_server import FakeMistralServer, chat, slow, translator
+from .fakes.mistral_server import FakeMistralServer, RecordedRequest, Reply, chat, slow, translator
+from .serve_process import ServeProcess
 
 TOKEN = re.compile("⟦\\d+⟧")  # how the server masks placeholders such as {x}
 
@@ -32,6 +36,18 @@ def xling_server(
     fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
     thread = mistral_backed_server(fake, tmp_path_factory.mktemp("corpus-data"))
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time_server(
+    fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
+    """Segments translated one a call, one call at a time: the embedded model's shape."""
+    thread = mistral_backed_server(
+        fake, tmp_path_factory.mktemp("slow-data"), pack_max_segments=1, model_concurrency=1
+    )
     yield thread
     thread.stop()
 
@@ -207,3 +223,162 @@ def test_a_segment_the_server_refuses_is_rejected_alone(target: str, tmp_path: P
     assert {line["id"] for line in read_output(output)} == {"short", "other"}
     (reject,) = read_output(tmp_path / "out.jsonl.rejects.jsonl")
     assert reject["id"] == "long" and reject["reason"].startswith("INVALID_ARGUMENT")
+
+
+SECONDS_A_SEGMENT = 0.3
+DEADLINE_S = "1"  # a request of 4 segments takes 1.2 s at least: it cannot fit
+
+
+def test_requests_shrink_to_fit_a_slow_server(
+    one_at_a_time_server: ServerThread,
+    fake: FakeMistralServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake.reset()
+    fake.set_default(slow(SECONDS_A_SEGMENT, chat(translator(french))))
+    rows = [(f"doc-{i}", text) for i, text in enumerate(sentences(16, "slow"))]
+    corpus, output = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    # 4 requests in flight (the default) queue on the one model call at a time:
+    # even single segments run out of time until fewer requests are in flight.
+    code = main(
+        ["--target", one_at_a_time_server.target, "--timeout", DEADLINE_S, "translate-corpus",
+         str(corpus), "--to", "fr", "--from", "en", "--output", str(output), "--json"]
+    )  # fmt: skip
+    assert code == 0
+    texts = dict(rows)
+    lines = read_output(output)
+    assert sorted(line["id"] for line in lines) == sorted(texts)
+    assert all(line["translated_text"] == french(texts[line["id"]]) for line in lines)
+    report = json.loads(capsys.readouterr().out)
+    assert (report["segments"], report["failed"]) == (16, 0)
+    # Requests too large for the deadline ran out of time and were split: some
+    # segments reached the model more than once, yet none was rejected.
+    assert len(fake.requests_to()) > len(rows)
+
+
+def test_a_segment_too_slow_alone_is_rejected_and_the_rest_finish(
+    one_at_a_time_server: ServerThread,
+    fake: FakeMistralServer,
+    tmp_path: Path,
+) -> None:
+    rows = [(f"doc-{i}", text) for i, text in enumerate(sentences(8, "stuck"))]
+    stuck_id, stuck_text = rows[5]
+    fast = chat(translator(french))
+
+    def answer(request: RecordedRequest) -> Reply:
+        reply = fast(request)
+        if stuck_text in request.user_text:
+            return Reply(reply.status, reply.body, reply.headers, delay_s=30)
+        return reply
+
+    fake.reset()
+    fake.set_default(answer)
+    corpus, output = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    args = ["--target", one_at_a_time_server.target, "--timeout", DEADLINE_S, "translate-corpus",
+            str(corpus), "--to", "fr", "--from", "en", "--output", str(output)]  # fmt: skip
+    assert main(args) == 3
+    assert {line["id"] for line in read_output(output)} == {i for i, _ in rows} - {stuck_id}
+    (reject,) = read_output(tmp_path / "out.jsonl.rejects.jsonl")
+    assert reject["id"] == stuck_id and reject["reason"].startswith("DEADLINE_EXCEEDED")
+    fake.set_default(fast)
+    assert main([*args, "--resume"]) == 0
+    ids = [line["id"] for line in read_output(output)]
+    assert len(ids) == len(set(ids)) == len(rows)
+
+
+def test_request_size_grows_while_fast_and_halves_on_a_timeout() -> None:
+    sizer = RequestSizer(deadline_s=60, max_size=128, max_in_flight=4)
+    sizes = [sizer.size]
+    for _ in range(6):
+        sizer.finished(segments=sizer.size, elapsed_s=0.05 * sizer.size)
+        sizes.append(sizer.size)
+    assert sizes == [4, 8, 16, 32, 64, 128, 128]  # doubling, capped by --batch-size
+    sizer.timed_out(segments=128)
+    assert sizer.size == 64
+    sizer.timed_out(segments=64)
+    sizer.timed_out(segments=2)
+    assert sizer.size == 1
+
+
+def test_request_size_follows_the_rate_a_request_showed() -> None:
+    sizer = RequestSizer(deadline_s=60, max_size=128)
+    sizer.finished(segments=4, elapsed_s=12.0)  # 3 s a segment: 15 s fits 5
+    assert sizer.size == 5
+    sizer.finished(segments=5, elapsed_s=40.0)  # 8 s a segment: 15 s fits 1
+    assert sizer.size == 1
+    sizer.finished(segments=1, elapsed_s=0.01)  # fast now, but growth is bounded
+    assert sizer.size == 2
+    sizer = RequestSizer(deadline_s=60, max_size=128, initial=64)
+    sizer.finished(segments=3, elapsed_s=0.01)  # a fast remainder does not grow a full size
+    assert sizer.size == 64
+
+
+# Short segments in four languages for the embedded model, which takes seconds each.
+LOCAL_CORPUS = [
+    "Le train part à huit heures.", "Nous avons réservé une table pour ce soir.",
+    "Il pleut depuis ce matin.", "Mon frère habite près de la mer.",
+    "La bibliothèque est fermée le dimanche.", "Merci pour votre aide.",
+    "Der Zug hat heute Verspätung.", "Wir treffen uns morgen im Büro.",
+    "Das Essen war sehr lecker.", "Bitte schließen Sie das Fenster.",
+    "Meine Schwester lernt Spanisch.", "Der Park ist im Sommer schön.",
+    "La tienda abre a las nueve.", "Me gusta leer por la noche.",
+    "El museo está cerca del río.", "Mañana vamos a la playa.",
+    "Necesito comprar pan y leche.", "El perro duerme en el jardín.",
+    "明日は雨が降るそうです。", "駅はここから近いです。", "この本はとても面白い。",
+    "週末に友達と映画を見ました。", "コーヒーを一杯ください。", "会議は午後に始まります。",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_embedded_model_kill_9_then_resume(tmp_path: Path, model_cache: Path) -> None:
+    """The issue's check: on the default model, with the default options (128 segments
+    at most a request, 4 in flight, the CLI's 60 s deadline), killed mid-run and resumed."""
+    rows = [(f"seg-{i}", text) for i, text in enumerate(LOCAL_CORPUS)]
+    corpus, output = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    server = ServeProcess(tmp_path / "data", model_cache)
+    try:
+        command = [sys.executable, "-m", "xling.clients.cli", "--target", server.target,
+                   "translate-corpus", str(corpus), "--to", "en", "--output", str(output),
+                   "--resume"]  # fmt: skip
+        child = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 900
+        while _line_count(output) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        assert 4 <= _line_count(output) < len(rows), "not killed mid-run"
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        assert finished.returncode == 0, finished.stderr
+    finally:
+        server.kill()
+    lines = read_output(output)
+    assert sorted(line["id"] for line in lines) == sorted(i for i, _ in rows)
+    assert all(line["translated_text"].strip() for line in lines)
+
+
+async def test_fewer_requests_in_flight_after_a_lone_segment_timed_out() -> None:
+    sizer = RequestSizer(deadline_s=60, max_size=8, max_in_flight=2)
+    async with sizer.slot() as alone:
+        assert not alone  # another request may start meanwhile
+    sizer.narrow()
+    sizer.narrow()
+    assert sizer.in_flight == 1
+    async with sizer.slot() as alone:
+        assert alone
+        sizer.finished(segments=4, elapsed_s=1.0)  # well within the deadline
+    assert sizer.in_flight == 2
+    async with sizer.slot(), sizer.slot() as second:
+        assert not second
+
+
+def test_progress_log_shows_a_rate_below_one_and_the_time_left(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = iter([100.0, 110.0])  # started, then 10 s later: the module's clock alone
+    monkeypatch.setattr(_progress, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    progress = _progress.Progress(total=24, done=0, interactive=False, interval_s=0)
+    with caplog.at_level(logging.INFO):
+        progress.advance(3)
+    assert "3/24 segments (12.5%), 0.3 segments/s, 0:01:10 left" in caplog.text

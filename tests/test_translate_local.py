@@ -131,3 +131,70 @@ def test_markup_and_placeholders_survive_or_are_reported(client: Client, target:
         for item in PROTECTED.findall(text):
             assert translation.translated_text.count(item) == text.count(item), translation
     assert failures <= 1
+
+
+TIGHT_TAGS = [
+    "<p>Click <b>here</b> to reset your password.</p>",
+    "<p>Your order has <strong>shipped</strong>.</p>",
+    'Open <a href="/settings">your settings</a> to change it.',
+]
+SPACE_INSIDE_TAG = re.compile(r"<[A-Za-z][^<>]*>\s|\s</[A-Za-z][^<>]*>")
+
+
+@pytest.mark.timeout(600)
+def test_tags_gain_no_whitespace(client: Client) -> None:
+    """None of these sources has whitespace just inside an element; no translation may."""
+    response = client.translate_text(
+        TIGHT_TAGS,
+        target_language_code="de",
+        source_language_code="en",
+        mime_type="text/html",
+        timeout=300,
+    )
+    translated = [t.translated_text for t in response.translations if not t.error]
+    assert len(translated) >= len(TIGHT_TAGS) - 1, response
+    for text in translated:
+        assert not SPACE_INSIDE_TAG.search(text), text
+
+
+NUMBERS = [
+    "The jacket costs 49.99 euros.",
+    "Tickets are $12 for adults and $6 for children.",
+    "The meeting is on 14/03/2025 at 10:30.",
+    "Our office opens at 8:00 and closes at 17:45.",
+    "We shipped 1,250 orders last week.",
+    "Version 3.2.1 fixes 17 bugs.",
+    "Please upgrade to version 2.0 before March 31.",
+    "The train leaves at 6:15 from platform 9.",
+    "She was born on 2 May 1987.",
+    "The flight takes 11 hours and 40 minutes.",
+    "About 3 million people live in the region.",
+    "The recipe needs 250 grams of flour and 3 eggs.",
+    "Your order number is 48213.",
+    "The sale ends on 30 November 2024.",
+    "Rent went up by 8% this year.",
+    "The room holds 120 people.",
+    "Call us between 9 and 5 on weekdays.",
+    "The new phone costs 799 dollars.",
+    "Python 3.12 was released in 2023.",
+    "We have 24 hours to reply, so answer by 18:00.",
+]
+DIGITS = re.compile(r"\d+")
+
+
+@pytest.mark.timeout(900)
+def test_numbers_survive_or_are_reported(client: Client) -> None:
+    response = client.translate_text(
+        NUMBERS, target_language_code="de", source_language_code="en", timeout=840
+    )
+    errors = 0
+    for source, translation in zip(NUMBERS, response.translations, strict=True):
+        if translation.error:
+            errors += 1
+            assert translation.translated_text == ""
+            continue
+        runs = DIGITS.findall(translation.translated_text)
+        for run in DIGITS.findall(source):
+            assert run in runs, (source, translation.translated_text)
+            runs.remove(run)
+    assert errors <= 2, response

@@ -32,8 +32,14 @@ Shards: segment ``id`` belongs to shard ``blake2b(id) % count``; shards are
 disjoint and together hold every segment, on any machine. The CLI reads
 Kubernetes' ``JOB_COMPLETION_INDEX`` for the index.
 
-Rejects: a segment whose translation comes back with an ``error``, or that
-the server refuses as invalid on its own (``contents[i]``), is not written
+Request size: requests start at a few segments and grow while they take
+well under the deadline (``timeout``, the client's by default), up to
+``batch_size``; a request that runs out of time is split and its segments
+retried, so the job finishes on a fast hosted model and on the embedded one.
+
+Rejects: a segment whose translation comes back with an ``error``, that
+the server refuses as invalid on its own (``contents[i]``), or that runs out
+of time in a request of its own, is not written
 to the output but to the rejects file (OUTPUT.rejects.jsonl: ``id`` and
 ``reason``), rewritten atomically at the end of each run from the
 checkpoint. A later resumed run retries them and drops those that succeed;

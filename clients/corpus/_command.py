@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        help="segments a request (env XLING_BATCH_SIZE)",
+        help="most segments a request; they start small and grow (env XLING_BATCH_SIZE)",
     )
     parser.add_argument(
         "--concurrency",

@@ -21,7 +21,9 @@ class CorpusJob:
 
     ``input_format`` None goes by the suffix (``.jsonl``, ``.ndjson``: JSONL;
     anything else: plain text). ``timeout`` bounds each request (None: the
-    client's). ``rejects`` defaults to OUTPUT.rejects.jsonl.
+    client's). ``batch_size`` is the most segments a request carries: requests
+    start smaller and grow while they finish well within ``timeout``.
+    ``rejects`` defaults to OUTPUT.rejects.jsonl.
     """
 
     input: Path

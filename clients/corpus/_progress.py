@@ -11,9 +11,11 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{rate_noinv_fmt}, {remaining} left]"
+
 
 class Progress:
-    """Segments done out of the shard's total, with their rate and an ETA.
+    """Segments done out of the shard's total, with their rate and the time left.
 
     A tqdm bar when stderr is a terminal; otherwise a log line every
     ``interval_s`` seconds, for container logs.
@@ -42,6 +44,8 @@ class Progress:
                 initial=done,
                 unit="seg",
                 unit_scale=True,
+                # segments/s even below one a second (tqdm would turn it into s/seg)
+                bar_format=BAR_FORMAT,
                 smoothing=0.1,
                 dynamic_ncols=True,
                 file=sys.stderr,
@@ -67,11 +71,11 @@ class Progress:
         eta = str(timedelta(seconds=round(left / rate))) if rate > 0 else "unknown"
         share = 100 * self._done / self._total if self._total else 100.0
         log.info(
-            "%d/%d segments (%.1f%%), %.0f segments/s, ETA %s",
+            "%d/%d segments (%.1f%%), %s segments/s, %s left",
             self._done,
             self._total,
             share,
-            rate,
+            format_rate(rate),
             eta,
         )
 
@@ -94,11 +98,16 @@ class Report:
         return self.segments / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "segments_per_s": round(self.segments_per_s, 1)}
+        return {**asdict(self), "segments_per_s": round(self.segments_per_s, 3)}
 
     def summary(self) -> str:
         return (
             f"shard {self.shard}: {self.segments} segments ({self.characters} characters) "
-            f"translated in {self.elapsed_s:.1f} s, {self.segments_per_s:.0f} segments/s; "
+            f"translated in {self.elapsed_s:.1f} s, {format_rate(self.segments_per_s)} segments/s; "
             f"{self.cached} from cache, {self.done_before} done before, {self.failed} failed"
         )
+
+
+def format_rate(rate: float) -> str:
+    """Three significant digits: 2150, 41.3, 0.372 (a local model's rate is below one)."""
+    return f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"

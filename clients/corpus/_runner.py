@@ -1,6 +1,6 @@
 """The corpus pipeline: read, batch, translate concurrently, append, checkpoint.
 
-Batches are cut from the input in order and sent ``concurrency`` at a time;
+Batches are cut from the input in order and sent at most ``concurrency`` at a time;
 at most ``4 * concurrency`` batches are read ahead of the oldest unfinished
 one, so memory holds a bounded window of segments whatever the corpus size.
 Each finished batch is appended to the output (in completion order) and
@@ -13,6 +13,16 @@ oldest unfinished batch was sent, so every segment written from line
 ``next_line`` on lies after it. A resumed run therefore skips lines before
 ``next_line`` (bar the rejects, which it retries) and, from there on, only the
 ids found in the output after ``output_offset``.
+
+Requests are sized by ``RequestSizer`` (``_sizing``): batches are cut at its
+current size, and a batch sends requests of at most that size, so a batch cut
+before the size fell is split on the way; the sizer also bounds the requests
+in flight. A request that runs out of time is split in halves and retried,
+down to one segment; a single segment that runs out of time is retried with
+fewer requests in flight, and rejected (like a segment the server refuses)
+only when it ran out of time alone. Splitting happens inside the batch,
+which is written whole when it finishes: the checkpoint's rules above do not
+change.
 """
 
 from __future__ import annotations
@@ -25,10 +35,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from xling.clients._async_client import AsyncClient
-from xling.clients._errors import InvalidArgument
+from xling.clients._errors import DeadlineExceeded, InvalidArgument
 from xling.clients.corpus._job import CorpusJob
 from xling.clients.corpus._journal import Checkpoint, OutputLog
 from xling.clients.corpus._progress import Progress, Report
+from xling.clients.corpus._sizing import RequestSizer
 from xling.clients.corpus._source import Segment, read_segments
 
 CHECKPOINT_INTERVAL_S = 1.0
@@ -73,6 +84,7 @@ class CorpusRun:
         last_done_line: int,
         progress: Progress,
         report: Report,
+        sizer: RequestSizer,
     ) -> None:
         self._job = job
         self._client = client
@@ -85,10 +97,10 @@ class CorpusRun:
         self._last_done_line = last_done_line
         self._progress = progress
         self.report = report
+        self._sizer = sizer
         self._pending: deque[_Batch] = deque()
         self._unsent: list[Segment] = []
         self._read_to = 0  # the line after the last one read
-        self._slots = asyncio.Semaphore(job.concurrency)
         self._saved_at = time.monotonic()
 
     async def run(self) -> None:
@@ -128,7 +140,7 @@ class CorpusRun:
         batch: list[Segment] = []
         for segment in self._todo():
             batch.append(segment)
-            if len(batch) == self._job.batch_size:
+            if len(batch) >= self._sizer.size:
                 yield batch
                 batch = []
         if batch:
@@ -141,17 +153,21 @@ class CorpusRun:
 
     async def _translate(self, segments: list[Segment]) -> _Outcome:
         outcome = _Outcome()
-        todo = []
+        todo: deque[Segment] = deque()
         for segment in segments:
             if segment.text.strip():
                 todo.append(segment)
             else:  # the server refuses empty contents; there is nothing to translate
                 outcome.add(segment, segment.text, "")
-        async with self._slots:
-            while todo:
+        # Only falls within this batch, so a request that timed out is always split.
+        cap = len(todo)
+        while todo:
+            async with self._sizer.slot() as alone:
+                part = [todo.popleft() for _ in range(min(self._sizer.size, cap, len(todo)))]
+                started = time.monotonic()
                 try:
                     response = await self._client.translate_text(
-                        [s.text for s in todo],
+                        [s.text for s in part],
                         target_language_code=self._job.target_language_code,
                         source_language_code=self._job.source_language_code,
                         mime_type=self._job.mime_type,
@@ -162,20 +178,31 @@ class CorpusRun:
                     if refused is None:
                         raise  # the request itself is wrong: every batch would fail alike
                     for index, reason in refused.items():
-                        outcome.failed[todo[index].id] = f"INVALID_ARGUMENT: {reason}"
-                    todo = [s for i, s in enumerate(todo) if i not in refused]
+                        outcome.failed[part[index].id] = f"INVALID_ARGUMENT: {reason}"
+                    todo.extendleft(reversed([s for i, s in enumerate(part) if i not in refused]))
                     continue
-                for segment, result in zip(todo, response.translations, strict=True):
-                    if result.error:
-                        outcome.failed[segment.id] = result.error
-                    else:
-                        outcome.add(
-                            segment,
-                            result.translated_text,
-                            result.detected_language_code,
-                            cached=result.cached,
-                        )
-                break
+                except DeadlineExceeded as error:
+                    self._sizer.timed_out(segments=len(part))
+                    if len(part) > 1:
+                        cap = len(part) // 2
+                    elif alone:
+                        outcome.failed[part[0].id] = str(error)
+                        continue
+                    else:  # it may only have waited behind the others in flight
+                        self._sizer.narrow()
+                    todo.extendleft(reversed(part))
+                    continue
+                self._sizer.finished(segments=len(part), elapsed_s=time.monotonic() - started)
+            for segment, result in zip(part, response.translations, strict=True):
+                if result.error:
+                    outcome.failed[segment.id] = result.error
+                else:
+                    outcome.add(
+                        segment,
+                        result.translated_text,
+                        result.detected_language_code,
+                        cached=result.cached,
+                    )
         return outcome
 
     # Settling finished batches

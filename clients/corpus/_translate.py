@@ -10,6 +10,7 @@ from xling.clients.corpus._journal import Checkpoint, JobStateError, OutputLog, 
 from xling.clients.corpus._progress import Progress, Report
 from xling.clients.corpus._runner import CorpusRun
 from xling.clients.corpus._scan import scan
+from xling.clients.corpus._sizing import RequestSizer
 
 
 async def translate_corpus(
@@ -41,6 +42,11 @@ async def translate_corpus(
             last_done_line=scanned.last_watched_line,
             progress=progress,
             report=report,
+            sizer=RequestSizer(
+                deadline_s=job.timeout or client.timeout,
+                max_size=job.batch_size,
+                max_in_flight=job.concurrency,
+            ),
         )
         try:
             await run.run()

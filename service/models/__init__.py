@@ -24,7 +24,11 @@ def _create_local(settings: Settings, executor: BlockingExecutor) -> ChatModel:
 
     gguf_path = resolve_gguf(settings.local_model, settings.resolved_model_dir)
     return LocalChatModel(
-        gguf_path, n_ctx=settings.local_n_ctx, threads=settings.local_threads, executor=executor
+        gguf_path,
+        n_ctx=settings.local_n_ctx,
+        threads=settings.local_threads,
+        executor=executor,
+        parallel=settings.local_parallel,
     )
 
 

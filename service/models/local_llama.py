@@ -5,6 +5,13 @@ and its KV cache and serves ``handle_chat_completions`` calls, which release
 the GIL and are safe from any thread. It always opens an HTTP listener too;
 here that is a Unix socket in a private temporary folder, behind a random API
 key, so nothing else can reach the model.
+
+Parallel decoding: the server has ``parallel`` slots, and its loop decodes
+the sequences of all busy slots in one batch (continuous batching), so
+concurrent calls share each pass over the weights instead of queueing.
+Each slot keeps the whole ``n_ctx`` window. A call waits here for a free slot
+and then for its reply in a thread of the model's own, which only waits on
+C++: the server's workers stay free for the CPU work around the calls.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,22 +99,31 @@ class LocalChatModel:
     blocking): call it from a worker thread."""
 
     def __init__(
-        self, gguf_path: Path, *, n_ctx: int, threads: int, executor: BlockingExecutor
+        self,
+        gguf_path: Path,
+        *,
+        n_ctx: int,
+        threads: int,
+        executor: BlockingExecutor,
+        parallel: int = 1,
     ) -> None:
         self.name = f"local:{gguf_path.stem}"
         self.n_ctx = n_ctx
+        self.parallel = parallel
         self._executor = executor
-        # One generation at a time: llama.cpp would queue the others inside C++,
-        # where neither a deadline nor a cancellation can reach them, each one
-        # holding an executor thread while it waits. Waiting here costs nothing.
-        self._lock = asyncio.Lock()
+        # As many generations as slots: llama.cpp would queue the others inside
+        # C++, where neither a deadline nor a cancellation can reach them, each
+        # one holding a thread while it waits. Waiting here costs nothing.
+        self._slots = asyncio.Semaphore(parallel)
+        self._waiters = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="xling-llama")
         self._socket_dir = Path(tempfile.mkdtemp(prefix="xling-llama-"))
         started = time.perf_counter()
         try:
             self._server: xllamacpp.Server | None = xllamacpp.Server(
-                self._params(gguf_path, n_ctx, threads)
+                self._params(gguf_path, n_ctx, threads, parallel)
             )
         except RuntimeError as exc:
+            self._waiters.shutdown()
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             raise ConfigurationError(
                 "local_model",
@@ -114,26 +131,32 @@ class LocalChatModel:
                 "its error lines on stderr say why",
             ) from exc
         log.info(
-            "loaded %s (n_ctx=%d, threads=%d) in %.1f s",
+            "loaded %s (n_ctx=%d, threads=%d, parallel=%d) in %.1f s",
             gguf_path,
             n_ctx,
             threads,
+            parallel,
             time.perf_counter() - started,
         )
 
-    def _params(self, gguf_path: Path, n_ctx: int, threads: int) -> xllamacpp.CommonParams:
+    def _params(
+        self, gguf_path: Path, n_ctx: int, threads: int, parallel: int
+    ) -> xllamacpp.CommonParams:
         params = xllamacpp.CommonParams()
         params.model.path = str(gguf_path)
         # 0 would mean the model's full 32k window and a KV cache of ~900 MB.
-        params.n_ctx = n_ctx
-        params.n_parallel = 1
+        # The KV cache is split evenly among the slots: each gets n_ctx.
+        params.n_ctx = n_ctx * parallel
+        params.n_parallel = parallel
+        params.cont_batching = True
+        params.kv_unified = False
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         # Without extra buffer types the weights stay in the mmapped file
         # instead of a repacked anonymous copy: ~1.2 GiB RSS instead of ~1.9.
         params.no_extra_bufts = True
-        # The host-RAM prompt cache defaults to 8 GiB; the slot's own prefix
-        # reuse (same system prompt) is all a single-slot server needs.
+        # The host-RAM prompt cache defaults to 8 GiB; each slot's own prefix
+        # reuse (same system prompt) is all this server needs.
         params.cache_ram_mib = 0
         params.verbosity = (
             _LLAMA_VERBOSITY_INFO if log.isEnabledFor(logging.DEBUG) else _LLAMA_VERBOSITY_ERRORS
@@ -173,7 +196,7 @@ class LocalChatModel:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             async with asyncio.timeout(timeout_s):
-                await self._lock.acquire()
+                await self._slots.acquire()
         except TimeoutError:
             raise DeadlineExceeded(
                 f"{self.name} stayed busy past the {timeout_s:g} s deadline"
@@ -181,13 +204,15 @@ class LocalChatModel:
         cancelled = threading.Event()
         stream = _Stream(deadline, cancelled)
         try:
-            await self._executor.run(self._generate, request, stream)
+            await asyncio.get_running_loop().run_in_executor(
+                self._waiters, self._generate, request, stream
+            )
         except asyncio.CancelledError:
-            # The worker thread stops at the next token instead of running on.
+            # The waiting thread stops at the next token instead of running on.
             cancelled.set()
             raise
         finally:
-            self._lock.release()
+            self._slots.release()
         return self._result(stream, max_tokens=max_tokens, timeout_s=timeout_s)
 
     def _generate(self, request: dict[str, Any], stream: _Stream) -> None:
@@ -238,10 +263,16 @@ class LocalChatModel:
         return XlingError(f"{self.name} failed: {message}")
 
     async def aclose(self) -> None:
-        async with self._lock:
+        for _ in range(self.parallel):  # every slot: no call is running any more
+            await self._slots.acquire()
+        try:
             if self._server is not None:
                 await self._executor.run(self._unload)
+            self._waiters.shutdown()
             shutil.rmtree(self._socket_dir, ignore_errors=True)
+        finally:
+            for _ in range(self.parallel):
+                self._slots.release()
 
     def _unload(self) -> None:
         # Dropping the only reference joins llama.cpp's threads and frees the

@@ -115,7 +115,12 @@ class Masked:
 
     def text_without_tokens(self) -> str:
         """The words alone, e.g. for language detection."""
-        return " ".join(_TOKEN.sub(" ", self.text).split())
+        return " ".join(strip_tokens(self.text).split())
+
+
+def strip_tokens(text: str) -> str:
+    """``text`` with each token, in any of the forms ``unmask`` accepts, replaced by a space."""
+    return _TOKEN.sub(" ", text)
 
 
 def token_text(number: int) -> str:
@@ -345,7 +350,85 @@ def unmask(translated: str, masked: Masked) -> str:
     found = [int(token[1]) for token in _TOKEN.finditer(translated)]
     _check_tokens(found, masked)
     _check_markup(found, masked)
+    translated = _tidy_tag_spacing(translated, masked)
     return _TOKEN.sub(lambda token: masked.spans[int(token[1])], translated)
+
+
+def _tight_tags(masked: Masked) -> dict[int, Role]:
+    """Open tags with no whitespace after them in the source, close tags with none before."""
+    roles = {node.token: node.role for node in masked.markup if node.role is not Role.VOID}
+    tight = {}
+    text = masked.text
+    for token in _TOKEN.finditer(text):
+        number = int(token[1])
+        role = roles.get(number)
+        inner = {
+            Role.OPEN: text[token.end() : token.end() + 1],
+            Role.CLOSE: text[max(token.start() - 1, 0) : token.start()],
+        }.get(role)
+        if role is not None and not inner.isspace():
+            tight[number] = role
+    return tight
+
+
+def _tidy_tag_spacing(translated: str, masked: Masked) -> str:
+    """Drops whitespace the model put just inside an element where the source had none.
+
+    Models write ``⟦1⟧hier ⟦2⟧ um`` for ``<b>here</b> to``, which would give
+    ``hier </b> um``. Such whitespace leaves the element: it goes just outside
+    the tag when it is all that parts two words there (``Klicken⟦0⟧ hier``
+    becomes ``Klicken <b>hier``), and goes away otherwise.
+    """
+    tight = _tight_tags(masked)
+    if not tight:
+        return translated
+    tokens = list(_TOKEN.finditer(translated))
+    numbers = [int(token[1]) for token in tokens]
+    cuts = [0, *(edge for token in tokens for edge in token.span()), len(translated)]
+    texts = [translated[start:end] for start, end in zip(cuts[::2], cuts[1::2], strict=True)]
+    last = len(texts) - 1
+    moved = True
+    while moved:  # whitespace only ever moves outward, away from the tag it left
+        moved = False
+        for index, number in enumerate(numbers):
+            role = tight.get(number)
+            if role is Role.OPEN:
+                inner, outer = index + 1, index
+                space = texts[inner][: len(texts[inner]) - len(texts[inner].lstrip())]
+                if not space:
+                    continue
+                texts[inner] = texts[inner][len(space) :]
+                inside = _neighbour(texts[inner][:1], inner == last)
+                outside = _neighbour(texts[outer][-1:], outer == 0)
+                if _parts_words(inside, outside):
+                    texts[outer] += space
+                moved = True
+            elif role is Role.CLOSE:
+                inner, outer = index, index + 1
+                space = texts[inner][len(texts[inner].rstrip()) :]
+                if not space:
+                    continue
+                texts[inner] = texts[inner][: len(texts[inner]) - len(space)]
+                inside = _neighbour(texts[inner][-1:], inner == 0)
+                outside = _neighbour(texts[outer][:1], outer == last)
+                if _parts_words(inside, outside):
+                    texts[outer] = space + texts[outer]
+                moved = True
+    pieces = [texts[0]]
+    for token, text in zip(tokens, texts[1:], strict=True):
+        pieces += (token[0], text)
+    return "".join(pieces)
+
+
+def _neighbour(character: str, at_edge: bool) -> str | None:
+    """The character next to a tag; "" for a token there, None for the text's edge."""
+    return None if not character and at_edge else character
+
+
+def _parts_words(inside: str | None, outside: str | None) -> bool:
+    """Whether whitespace between these neighbours keeps two words apart (tokens count
+    as words; scripts written without spaces never need it)."""
+    return all(c is not None and (c == "" or _WORD_CHAR.match(c)) for c in (inside, outside))
 
 
 def _describe(token: int, masked: Masked) -> str:

@@ -5,8 +5,8 @@ placeholders and do-not-translate terms; detect the source language if none
 was given; pass through unchanged when it already is in the target language
 or has nothing to translate; look the masked text up in the translation
 memory; translate the misses, identical ones once, many per model call;
-verify each reply (every token back once) and repair failures by
-retrying smaller packs, then single segments; restore and store.
+verify each reply (every token back once, every digit kept) and repair
+failures by retrying smaller packs, then single segments; restore and store.
 
 Glossary source terms are masked like placeholders and restored as their
 target terms, so a glossary is enforced by construction; the model sees each
@@ -34,6 +34,7 @@ from xling.service.prompts import json_data
 from xling.service.prompts import load as load_prompt
 from xling.service.translation.masking import Masked, MaskError, mask, token_text, unmask
 from xling.service.translation.memory import TranslationMemory, memory_key
+from xling.service.translation.numbers import missing_numbers
 from xling.service.translation.packing import PackLimits, pack
 
 log = logging.getLogger(__name__)
@@ -201,9 +202,6 @@ class TranslationPipeline:
             raise
         for unit in mine:
             self._in_flight.pop(unit.key).set_result(unit)
-        await self._executor.run(
-            self._memory.put_many, {u.key: u.translation for u in mine if not u.error}
-        )
         for unit, future in waits:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
             try:
@@ -290,6 +288,11 @@ class TranslationPipeline:
                 failures.append(unit)
             else:
                 unit.translation = texts[segment_id]
+        # Stored per call, not per request: a request that runs out of time later
+        # (a client then retries smaller parts) keeps what its finished calls did.
+        await self._executor.run(
+            self._memory.put_many, {u.key: u.translation for u in units if not u.error}
+        )
         return failures
 
 
@@ -391,6 +394,9 @@ def _verify(text: str | None, masked: Masked) -> str:
         unmask(text, masked)
     except MaskError as exc:
         return f"markup, placeholders or glossary terms were not kept: {exc}"
+    missing = missing_numbers(masked.text, text)
+    if missing:
+        return f"numbers of the source were not kept: {', '.join(missing)}"
     return ""
 
 
