@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from xling.index.embedders import create_embedder
 from xling.index.embedders.base import Embedder
+from xling.index.embedders.cache import QueryCache
 from xling.index.manager import CollectionManager
 from xling.service.config import Settings
 from xling.service.detection import Detector, create_detector
@@ -68,6 +69,8 @@ class Runtime:
             threads=settings.workers * settings.omp_num_threads,
             settings=settings,
         )
+        if settings.query_cache_size:
+            embedder = QueryCache(embedder, size=settings.query_cache_size)
         log.info(
             "models loaded",
             extra={
