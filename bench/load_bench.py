@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -406,7 +407,10 @@ def main() -> None:
         asyncio.run(serve_echo())
         return
     levels, seconds = PRESETS["smoke" if args.smoke else "quick" if args.quick else "full"]
-    embedder = server_env.get("XLING_EMBEDDER", Settings.model_fields["embedder"].default)
+    # As xling serve would pick it: --server-env, the environment, the default.
+    embedder = server_env.get("XLING_EMBEDDER") or os.environ.get(
+        "XLING_EMBEDDER", Settings.model_fields["embedder"].default
+    )
     # (embedder, Search only, a core busy)
     runs = [(embedder, False, False)]
     runs += [(name, True, False) for name in args.reference]

@@ -14,11 +14,11 @@ from xling.clients import Client
 from xling.index.embedders import create_embedder
 from xling.index.embedders.base import Embedder
 from xling.index.embedders.cache import QueryCache
-from xling.service.config import load_settings
 from xling.service.executor import BlockingExecutor
 from xling.v1 import search_pb2
 
-from .conftest import ServerThread
+from .conftest import mistral_backed_server
+from .fakes.mistral_server import FakeMistralServer
 from .test_metrics import scrape, value
 
 
@@ -109,13 +109,10 @@ async def test_passages_pass_through(use: Embedder) -> None:
     assert cache.passage_text("T", "p") == use.passage_text("T", "p")
 
 
-def test_a_server_counts_hits_and_misses(tmp_path: Path) -> None:
-    settings = load_settings(
-        host="127.0.0.1", port=0, data_dir=tmp_path, log_format="text", metrics_port=0,
-        query_cache_size=16,
-    )  # fmt: skip
-    server = ServerThread(settings)
+def test_a_server_counts_hits_and_misses(fake: FakeMistralServer, tmp_path: Path) -> None:
+    server = mistral_backed_server(fake, tmp_path, metrics_port=0, query_cache_size=16)
     try:
+        assert isinstance(server.server.runtime.embedder, QueryCache)
         with Client(server.target, timeout=60) as client:
             client.index_documents(
                 "docs", [search_pb2.Document(id="d", title="Bahnhof", text="Der Zug fährt ab.")]
@@ -127,14 +124,3 @@ def test_a_server_counts_hits_and_misses(tmp_path: Path) -> None:
         server.stop()
     assert value(samples, "xling_query_cache_lookups_total", result="hit") == 2
     assert value(samples, "xling_query_cache_lookups_total", result="miss") == 2
-
-
-def test_size_zero_turns_the_cache_off(tmp_path: Path) -> None:
-    settings = load_settings(
-        host="127.0.0.1", port=0, data_dir=tmp_path, log_format="text", query_cache_size=0
-    )
-    server = ServerThread(settings)
-    try:
-        assert not isinstance(server.server.runtime.embedder, QueryCache)
-    finally:
-        server.stop()

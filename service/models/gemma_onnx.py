@@ -236,8 +236,17 @@ def _export_fp32(model, path: Path) -> None:  # type: ignore[no-untyped-def]
 
 
 def _quantize(source: Path, target: Path) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    # The exporter's optimizer leaves shape annotations on intermediate values
+    # that disagree with the graph (768 against 3072 around the Dense layers);
+    # quantization re-infers shapes and stops at them. Nothing reads them at
+    # run time, so they go.
+    model = onnx.load(str(source))
+    del model.graph.value_info[:]
+    onnx.save(model, str(source))
+    del model
     quantize_dynamic(
         source,
         target,
