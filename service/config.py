@@ -48,7 +48,8 @@ class Settings(BaseSettings):
         ge=1,
         description="OpenMP/BLAS threads of each blocking job (FAISS); keep workers x this at "
         "most the cores: 2 x 2 on 2 cores cut Search throughput 30x under load "
-        "(docs/benchmarks.md). The embedder, one batch at a time, gets workers x this.",
+        "(docs/benchmarks.md). A torch embedder, one batch at a time, gets workers x this; "
+        "embeddinggemma-int8 runs up to workers batches at once, one thread each.",
     )
     max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent."
