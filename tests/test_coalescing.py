@@ -70,6 +70,26 @@ async def test_calls_that_wait_go_together_into_the_next_batch(
         assert rows.tolist() == [[n, 2 * (n - 1)], [1, 2 * (n - 1) + 1]]
 
 
+async def test_with_concurrency_two_batches_run_at_once_and_the_rest_wait_together(
+    executor: BlockingExecutor,
+) -> None:
+    recorder = Recorder()
+    coalescer = Coalescer(recorder, executor, max_texts=32, concurrency=2)
+    recorder.gate.clear()
+    first = asyncio.create_task(coalescer.embed(["a"]))
+    await started(recorder, 1)
+    second = asyncio.create_task(coalescer.embed(["bb"]))
+    await started(recorder, 2)  # a second worker takes it while the first is busy
+    rest = [asyncio.create_task(coalescer.embed(["c" * n])) for n in range(3, 6)]
+    await asyncio.sleep(0.05)
+    assert len(recorder.batches) == 2
+    recorder.gate.set()
+
+    assert (await first).tolist() == [[1, 0]] and (await second).tolist() == [[2, 0]]
+    assert [rows.tolist() for rows in await asyncio.gather(*rest)] == [[[3, 0]], [[4, 1]], [[5, 2]]]
+    assert recorder.batches == [["a"], ["bb"], ["ccc", "cccc", "ccccc"]]
+
+
 async def test_a_lone_call_runs_at_once_and_big_calls_go_alone(
     executor: BlockingExecutor,
 ) -> None:

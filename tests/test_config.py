@@ -22,7 +22,7 @@ def test_defaults_need_no_network_or_key(monkeypatch: pytest.MonkeyPatch) -> Non
     settings = load_settings()
     assert settings.port == 50051
     assert settings.resolved_chat_backend == "local"
-    assert settings.embedder == "embeddinggemma"
+    assert settings.embedder == "embeddinggemma-int8"
     assert settings.resolved_model_dir == Path("xling-data/models")
 
 

