@@ -10,7 +10,9 @@ import grpc
 import pytest
 
 from xling.clients import Client, XlingError
+from xling.service.search.pipeline import SearchPipeline, SearchQuery
 from xling.service.search.rerankers.blend import blend
+from xling.service.search.rerankers.pointwise import PointwiseReranker
 from xling.v1 import search_pb2
 
 from .conftest import DATA, ServerThread, mistral_backed_server
@@ -174,10 +176,11 @@ def eval_documents() -> list[search_pb2.Document]:
 
 @pytest.mark.timeout(900)
 def test_pointwise_rerank_on_the_local_model_lifts_answers_over_same_language_distractors(
-    local: Client,
+    local: Client, server: ServerThread
 ) -> None:
     """Queries whose answer dense retrieval ranks below a distractor in the
-    query's own language; the local model's rerank must bring the answers up."""
+    query's own language: the local judge alone (weight 1) must bring the
+    answers up, and the served default (the blend) must never push one down."""
     local.index_documents("rerank-eval", eval_documents())
     queries = [
         json.loads(line) for line in (DATA / "retrieval" / "queries.jsonl").open() if line.strip()
@@ -191,15 +194,31 @@ def test_pointwise_rerank_on_the_local_model_lifts_answers_over_same_language_di
             break
     assert len(hard) == 5, "the set no longer has five queries that dense retrieval misses"
 
-    reranked = []
-    for query, _ in hard:
-        response = local.search("rerank-eval", query["query"], top_k=3, rerank=True)
+    runtime = server.server.runtime
+    judge_alone = SearchPipeline(
+        collections=runtime.search.collections, embedder=runtime.embedder,
+        detector=runtime.detector, executor=runtime.executor, model=runtime.chat_model,
+        reranker=PointwiseReranker(runtime.chat_model), translation=runtime.translation,
+        rerank_candidates=5, rerank_weight=1.0,
+    )  # fmt: skip
+    judged, served = [], []
+    for query, dense_rank in hard:
+        relevant = query["relevant"][0]
+        result = server.run(
+            judge_alone.search(
+                SearchQuery("rerank-eval", query["query"], top_k=3, rerank=True), deadline=None
+            )
+        )
+        ids = [h.chunk.document_id for h in result.hits]
+        judged.append(ids.index(relevant) + 1 if relevant in ids else 0)
+        response = local.search("rerank-eval", query["query"], top_k=5, rerank=True)
         ids = [h.document_id for h in response.hits]
-        reranked.append(ids.index(query["relevant"][0]) + 1 if query["relevant"][0] in ids else 0)
         assert all(0 <= h.rerank_score <= 1 for h in response.hits)
+        served.append((dense_rank, ids.index(relevant) + 1 if relevant in ids else 99))
 
-    assert all(rank >= 1 for rank in reranked), (hard, reranked)
-    assert sum(rank == 1 for rank in reranked) >= 3, (hard, reranked)
+    assert all(rank >= 1 for rank in judged), (hard, judged)
+    assert sum(rank == 1 for rank in judged) >= 3, (hard, judged)
+    assert all(rank <= max(dense, 3) for dense, rank in served), served
 
 
 def test_a_listwise_judge_that_knows_the_answers_reaches_r_at_1_of_1(
