@@ -108,7 +108,7 @@ def main() -> None:
     table = "\n".join(
         [
             f"Split {args.split} of tests/data/retrieval, embedder {settings.embedder}, model "
-            f"{model}, summary over the best {settings.resolved_summary_passages} documents, "
+            f"{model}, summary over the best {settings.summary_passages} documents, "
             "rerank of "
             f"the top {settings.resolved_rerank_candidates} with weight "
             f"{settings.resolved_rerank_weight}.",

@@ -30,7 +30,6 @@ ChatBackendName = Literal["auto", "local", "mistral"]
 # docs/search.md); Mistral Large's listwise order is taken as it is (unmeasured here).
 DEFAULT_RERANK_WEIGHT = {"local": 0.4, "mistral": 1.0}
 DEFAULT_RERANK_CANDIDATES = {"local": 3, "mistral": 8}
-DEFAULT_SUMMARY_PASSAGES = {"local": 1, "mistral": 3}
 
 
 class Settings(BaseSettings):
@@ -218,11 +217,8 @@ class Settings(BaseSettings):
         "retrieval score (0: retrieval order, 1: the model's). Empty: fitted for the local "
         "model (docs/search.md), 1 for mistral.",
     )
-    summary_passages: int | None = Field(
-        None,
-        ge=1,
-        description="Best hits (documents) the model reads to write a summary. Empty: 1 for "
-        "the local model (it mixes in facts from lower hits), 3 for mistral.",
+    summary_passages: int = Field(
+        3, ge=1, description="Best hits (documents) the model reads to write a summary."
     )
     dense_weight: float = Field(1.0, ge=0, description="Weight of embedding retrieval in fusion.")
     lexical_weight: float = Field(
@@ -344,12 +340,6 @@ class Settings(BaseSettings):
         if self.rerank_candidates is not None:
             return self.rerank_candidates
         return DEFAULT_RERANK_CANDIDATES[self.resolved_chat_backend]
-
-    @property
-    def resolved_summary_passages(self) -> int:
-        if self.summary_passages is not None:
-            return self.summary_passages
-        return DEFAULT_SUMMARY_PASSAGES[self.resolved_chat_backend]
 
     @property
     def resolved_rerank_weight(self) -> float:

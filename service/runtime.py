@@ -104,7 +104,7 @@ class Runtime:
             candidates=settings.search_candidates,
             rerank_candidates=settings.resolved_rerank_candidates,
             rerank_weight=settings.resolved_rerank_weight,
-            summary_passages=settings.resolved_summary_passages,
+            summary_passages=settings.summary_passages,
             dense_weight=settings.dense_weight,
             lexical_weight=settings.lexical_weight,
         )

@@ -98,6 +98,8 @@ def wire_server(
         mistral_max_retries=0,
         rerank_candidates=5,
         reranker="listwise",
+        # Every hostile document must reach the summary's prompt.
+        summary_passages=10,
     )
     yield thread
     thread.stop()
@@ -334,11 +336,12 @@ def test_summary_citations_of_unknown_ids_are_dropped(
 ) -> None:
     def answer(ids: list[str]) -> dict:  # type: ignore[type-arg]
         cited = ["secret-doc", ids[0], "../etc/passwd", ids[0], "", "attack-99"]
-        return {"answer": "Le musée ouvre à 9 h.", "citations": cited}
+        # In the query's language: an answer in another would be translated back.
+        return {"answer": "The museum opens at 9 a.m.", "citations": cited}
 
     fake.set_default(chat(_judge(answer=answer)))
     response = wire.search(hostile_collection, "When does the museum open?", summarize=True)
-    assert response.summary.text == "Le musée ouvre à 9 h."
+    assert response.summary.text == "The museum opens at 9 a.m."
     assert list(response.summary.cited_document_ids) == [response.hits[0].document_id]
 
 
