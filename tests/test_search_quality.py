@@ -9,9 +9,11 @@ for the default, which `make install` exported into the environment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import py3langid
 import pytest
 
 from xling.clients import Client
@@ -20,7 +22,7 @@ from xling.v1 import search_pb2
 
 from .conftest import DATA, ServerThread
 from .serve_process import ServeProcess
-from .test_search import documents, eval_reciprocal_ranks
+from .test_search import DEMO_DOCS, documents, eval_reciprocal_ranks
 
 DEFAULT_EMBEDDER = Settings.model_fields["embedder"].default
 
@@ -72,6 +74,31 @@ def test_titles_are_embedded_in_the_model_cards_format(gemma: Client) -> None:
     )
     hits = gemma.search("titled", "Wann hat das Schwimmbad geöffnet?", top_k=2).hits
     assert [h.document_id for h in hits] == ["pool", "zoo"]
+
+
+@pytest.mark.timeout(900)
+def test_the_demo_question_gets_a_right_cited_answer(gemma: Client) -> None:
+    """`make demo`'s search, on the embedder it runs: the embedded defaults.
+    Two passages speak of a warranty's length (the two-year warranty, a
+    one-year extension) and int8 ranks the extension first by 0.01, so the
+    summary must still state the warranty's own two years and cite it."""
+    gemma.index_documents("demo", documents(DEMO_DOCS))
+    response = gemma.search(
+        "demo", "¿Cuánto dura la garantía?", top_k=3, rerank=True, summarize=True,
+        translate_hits=True,
+    )  # fmt: skip
+    assert response.model.startswith("local:")
+    ids = [hit.document_id for hit in response.hits]
+    assert "warranty-en" in ids
+    assert all(hit.HasField("rerank_score") and 0 <= hit.rerank_score <= 1 for hit in response.hits)
+    summary = response.summary
+    assert summary.language_code == "es"
+    assert py3langid.classify(summary.text)[0] == "es", summary.text
+    assert set(summary.cited_document_ids) <= set(ids)
+    assert re.search(r"\b(2|dos)\s+años\b", summary.text, re.I), summary.text
+    assert "warranty-en" in summary.cited_document_ids
+    english = next(hit for hit in response.hits if hit.document_id == "warranty-en")
+    assert english.translated_text and py3langid.classify(english.translated_text)[0] == "es"
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads /proc/PID/maps")

@@ -149,6 +149,12 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
     _STOPWORD_CODES.get(code, code): frozenset(w.lower() for w in stopwordsiso.stopwords(code))
     for code in stopwordsiso.langs()
 }
+# The same lists by word: a phrase's few words look up their languages, rather
+# than every candidate language looking up every word.
+_WORD_LANGUAGES: dict[str, tuple[str, ...]] = {}
+for _lang, _words_of_lang in _FUNCTION_WORDS.items():
+    for _word in _words_of_lang:
+        _WORD_LANGUAGES[_word] = (*_WORD_LANGUAGES.get(_word, ()), _lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +200,12 @@ def function_word_shares(cleaned: str, languages: tuple[str, ...]) -> dict[str, 
     words = _words(cleaned)
     if not words:
         return {}
-    shares = {
-        lang: sum(word in _FUNCTION_WORDS[lang] for word in words) / len(words)
-        for lang in languages
-        if lang in _FUNCTION_WORDS
-    }
+    counts = dict.fromkeys((lang for lang in languages if lang in _FUNCTION_WORDS), 0)
+    for word in words:
+        for lang in _WORD_LANGUAGES.get(word, ()):
+            if lang in counts:
+                counts[lang] += 1
+    shares = {lang: count / len(words) for lang, count in counts.items()}
     full = [share for lang, share in shares.items() if len(_FUNCTION_WORDS[lang]) >= _FULL_LIST]
     if full:
         mean = sum(full) / len(full)
@@ -252,9 +259,10 @@ def combine(
         if lang in scores:
             scores[lang] += weights.py3langid * (math.log(probability + floor) - base)
     top = max(scores.values())
-    exps = {lang: math.exp((score - top) / temperature) for lang, score in scores.items()}
-    total = sum(exps.values())
-    return {lang: value / total for lang, value in exps.items()}
+    inverse = 1.0 / temperature
+    exps = [math.exp((score - top) * inverse) for score in scores.values()]
+    norm = 1.0 / sum(exps)
+    return {lang: value * norm for lang, value in zip(scores, exps, strict=True)}
 
 
 @functools.cache

