@@ -62,7 +62,7 @@ def check_tables(text: str) -> None:
         ("translate_bench.py", ["--smoke", "--model-latency", "0.02"], "translation.md", []),
         ("search_bench.py", ["--smoke"], "search.md", ["search.png"]),
         ("backend_bench.py", ["--smoke"], "backends.md", []),
-        ("load_bench.py", ["--smoke"], "load.md", ["load.png"]),
+        ("load_bench.py", ["--smoke", "--no-burn"], "load.md", ["load.png"]),
         ("corpus_bench.py", ["--smoke"], "corpus.md", []),
     ],
 )

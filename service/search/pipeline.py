@@ -25,6 +25,7 @@ from xling.service.errors import DeadlineExceeded
 from xling.service.executor import BlockingExecutor
 from xling.service.models.base import ChatModel
 from xling.service.search import judge
+from xling.service.search.attribution import attribute
 from xling.service.search.fusion import reciprocal_rank_fusion
 from xling.service.search.rerankers.base import Reranker
 from xling.service.search.rerankers.blend import blend
@@ -231,7 +232,7 @@ class SearchPipeline:
             )
             if translated.translated_text:
                 answer = judge.Answer(translated.translated_text, answer.citations)
-        result.summary = answer
+        result.summary = await attribute(self._embedder, answer, passages)
 
 
 def _passage_text(chunk: ChunkHit) -> str:
