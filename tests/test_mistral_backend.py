@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from xling.service.models.mistral import MistralChatModel
 
 from .fakes.mistral_server import (
     CHAT_PATH,
+    LOGPROB_SHAPES,
     FakeMistralServer,
     chat,
     error,
@@ -33,6 +35,7 @@ from .fakes.mistral_server import (
     raw,
     slow,
     translator,
+    yes_no,
 )
 
 API_KEY = "sk-test-5e1f0c9a7d"
@@ -115,6 +118,19 @@ async def test_garbled_content_is_returned_for_the_caller_to_validate(
     mistral_server.script(chat("Sure! Here is your translation: Good morning"))
     result = await make_model().complete(MESSAGES, json_schema=SCHEMA)
     assert result.content == "Sure! Here is your translation: Good morning"
+
+
+@pytest.mark.parametrize("shape", LOGPROB_SHAPES)
+async def test_logprobs_are_read_in_every_servers_shape(
+    mistral_server: FakeMistralServer, make_model: MakeModel, shape: str
+) -> None:
+    # The SDK drops logprobs without Mistral's token_id; vLLM and llama.cpp send none.
+    mistral_server.script(yes_no(lambda _: 0.8, shape=shape))
+    result = await make_model().complete(MESSAGES, max_tokens=1, top_logprobs=2)
+    assert result.content == "yes"
+    [alternatives] = result.top_logprobs
+    assert alternatives == pytest.approx({"yes": math.log(0.8), "no": math.log(0.2)})
+    assert mistral_server.requests[0].json["top_logprobs"] == 2
 
 
 async def test_429_is_retried_after_retry_after(

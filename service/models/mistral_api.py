@@ -34,6 +34,7 @@ from xling.service.errors import (
     Unavailable,
     XlingError,
 )
+from xling.service.models.openai_compat import OpenAILogprobsTransport
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class MistralApi:
         self._max_retries = max_retries
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
-        self._http = httpx2.AsyncClient(follow_redirects=True)
+        self._http = httpx2.AsyncClient(follow_redirects=True, transport=OpenAILogprobsTransport())
         self.client = Mistral(
             api_key=api_key or None,
             server_url=server_url,

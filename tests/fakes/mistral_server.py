@@ -115,18 +115,30 @@ def chat(content: ContentSource, *, finish_reason: str = "stop") -> Handler:
     return handle
 
 
-def yes_no(probability_of_yes: Callable[[RecordedRequest], float]) -> Handler:
-    """A one-token "yes"/"no" reply with ``logprobs``, as Mistral sends them when
-    asked for ``top_logprobs``: what a pointwise judge reads."""
+# How a server names a token's id in its logprobs: Mistral's ``token_id``,
+# llama.cpp's ``id``, or nothing at all as OpenAI and vLLM send them.
+LOGPROB_SHAPES = ("mistral", "llama.cpp", "openai")
+
+
+def yes_no(
+    probability_of_yes: Callable[[RecordedRequest], float], *, shape: str = "mistral"
+) -> Handler:
+    """A one-token "yes"/"no" reply with ``logprobs``, as a server of ``shape``
+    sends them when asked for ``top_logprobs``: what a pointwise judge reads."""
+
+    def entry(token_id: int, token: str, p: float) -> dict[str, object]:
+        fields: dict[str, object] = {"token": token, "logprob": math.log(p)}
+        if shape == "mistral":
+            return fields | {"bytes": list(token.encode()), "token_id": token_id}
+        if shape == "llama.cpp":
+            return fields | {"bytes": list(token.encode()), "id": token_id}
+        return fields | {"bytes": None}
 
     def handle(request: RecordedRequest) -> Reply:
         p_yes = min(max(probability_of_yes(request), 1e-6), 1 - 1e-6)
         alternatives = [("yes", p_yes), ("no", 1 - p_yes)]
         token, _ = max(alternatives, key=lambda item: item[1])
-        entries = [
-            {"token": t, "logprob": math.log(p), "bytes": list(t.encode()), "token_id": i}
-            for i, (t, p) in enumerate(alternatives)
-        ]
+        entries = [entry(i, t, p) for i, (t, p) in enumerate(alternatives)]
         reply = json.loads(chat(token)(request).body)
         reply["choices"][0]["logprobs"] = {
             "content": [{**next(e for e in entries if e["token"] == token),
