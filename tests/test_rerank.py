@@ -174,13 +174,16 @@ def eval_documents() -> list[search_pb2.Document]:
     ]
 
 
+# About 27 s a query on 2 cores: the default suite takes three, `pytest -m slow` five.
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize("count", [3, pytest.param(5, marks=pytest.mark.slow)])
 def test_pointwise_rerank_on_the_local_model_lifts_answers_over_same_language_distractors(
-    local: Client, server: ServerThread
+    local: Client, server: ServerThread, count: int
 ) -> None:
     """Queries whose answer dense retrieval ranks below a distractor in the
-    query's own language: the local judge alone (weight 1) must bring the
-    answers up, and the served default (the blend) must never push one down."""
+    query's own language: the local judge alone (weight 1) must bring most
+    answers to the top, and the served default (the blend) must never push
+    one down."""
     local.index_documents("rerank-eval", eval_documents())
     queries = [
         json.loads(line) for line in (DATA / "retrieval" / "queries.jsonl").open() if line.strip()
@@ -190,9 +193,9 @@ def test_pointwise_rerank_on_the_local_model_lifts_answers_over_same_language_di
         ids = [h.document_id for h in local.search("rerank-eval", query["query"], top_k=5).hits]
         if ids and ids[0] != query["relevant"][0] and query["relevant"][0] in ids:
             hard.append((query, ids.index(query["relevant"][0]) + 1))
-        if len(hard) == 5:
+        if len(hard) == count:
             break
-    assert len(hard) == 5, "the set no longer has five queries that dense retrieval misses"
+    assert len(hard) == count, f"the set no longer has {count} queries that dense retrieval misses"
 
     runtime = server.server.runtime
     judge_alone = SearchPipeline(
@@ -217,7 +220,7 @@ def test_pointwise_rerank_on_the_local_model_lifts_answers_over_same_language_di
         served.append((dense_rank, ids.index(relevant) + 1 if relevant in ids else 99))
 
     assert all(rank >= 1 for rank in judged), (hard, judged)
-    assert sum(rank == 1 for rank in judged) >= 3, (hard, judged)
+    assert sum(rank == 1 for rank in judged) > count / 2, (hard, judged)
     assert all(rank <= max(dense, 3) for dense, rank in served), served
 
 

@@ -53,11 +53,19 @@ SENTENCES = {
 }
 
 
+# The default suite samples each check; `pytest -m slow` runs it whole (the
+# model takes 4-6 s a segment on 2 cores, and these tests dominate the suite).
+SAMPLE = "sample"
+WHOLE = pytest.param("whole", marks=pytest.mark.slow)
+
+
 @pytest.mark.timeout(900)
-def test_output_is_in_the_target_language(client: Client) -> None:
+@pytest.mark.parametrize("size", [SAMPLE, WHOLE])
+def test_output_is_in_the_target_language(client: Client, size: str) -> None:
     total = correct = 0
     misses = []
     for (source, target), sentences in SENTENCES.items():
+        sentences = sentences[:1] if size == SAMPLE else sentences
         response = client.translate_text(sentences, target_language_code=target, timeout=600)
         for sentence, translation in zip(sentences, response.translations, strict=True):
             assert translation.detected_language_code == source
@@ -158,13 +166,19 @@ NUMBERS = [
 DIGITS = re.compile(r"\d+")
 
 
+# A price, a date and time, a count with a separator, a version, a percentage, a year.
+NUMBERS_SAMPLE = [NUMBERS[i] for i in (0, 2, 4, 5, 14, 18)]
+
+
 @pytest.mark.timeout(900)
-def test_numbers_survive_or_are_reported(client: Client) -> None:
+@pytest.mark.parametrize("size", [SAMPLE, WHOLE])
+def test_numbers_survive_or_are_reported(client: Client, size: str) -> None:
+    sources = NUMBERS_SAMPLE if size == SAMPLE else NUMBERS
     response = client.translate_text(
-        NUMBERS, target_language_code="de", source_language_code="en", timeout=840
+        sources, target_language_code="de", source_language_code="en", timeout=840
     )
     errors = 0
-    for source, translation in zip(NUMBERS, response.translations, strict=True):
+    for source, translation in zip(sources, response.translations, strict=True):
         if translation.error:
             errors += 1
             assert translation.translated_text == ""
@@ -173,4 +187,4 @@ def test_numbers_survive_or_are_reported(client: Client) -> None:
         for run in DIGITS.findall(source):
             assert run in runs, (source, translation.translated_text)
             runs.remove(run)
-    assert errors <= 2, response
+    assert errors <= max(1, len(sources) // 10), response
