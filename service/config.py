@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         description="Sequences the local model decodes together (llama.cpp slots, each with "
         "the whole context window); concurrent segments share its decoding.",
     )
+    local_prompt_cache_mib: int = Field(
+        128,
+        ge=0,
+        description="Host memory (MiB) where the local model keeps the evaluated prompts it "
+        "has set aside, to resume them instead of evaluating again (0: off).",
+    )
     mistral_api_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("XLING_MISTRAL_API_KEY", "MISTRAL_API_KEY"),

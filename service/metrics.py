@@ -79,7 +79,8 @@ class Metrics:
         )
         self.model_tokens = Counter(
             "xling_model_tokens",
-            "Tokens of chat model calls, prompt or completion.",
+            "Tokens of chat model calls: prompt, completion, or cached_prompt (the prompt "
+            "tokens a backend resumed instead of evaluating).",
             ["backend", "kind"],
             registry=registry,
         )
@@ -190,10 +191,13 @@ def model_waiting(backend: str) -> Iterator[None]:
         gauge.dec()
 
 
-def count_model_tokens(backend: str, prompt_tokens: int, completion_tokens: int) -> None:
+def count_model_tokens(
+    backend: str, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0
+) -> None:
     if (metrics := current.get()) is not None:
         metrics.model_tokens.labels(backend, "prompt").inc(prompt_tokens)
         metrics.model_tokens.labels(backend, "completion").inc(completion_tokens)
+        metrics.model_tokens.labels(backend, "cached_prompt").inc(cached_prompt_tokens)
 
 
 @contextlib.contextmanager

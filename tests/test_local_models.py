@@ -242,6 +242,30 @@ async def test_concurrent_calls_share_the_slots(model: LocalChatModel) -> None:
     assert isinstance(answered, ChatResult) and answered.content.strip()
 
 
+async def test_a_prompt_set_aside_is_resumed_not_evaluated_again(model: LocalChatModel) -> None:
+    """Each slot keeps only its last prompt; the host-memory prompt cache brings
+    back an earlier one, so alternating tasks or languages costs no new
+    evaluation of their system prompts."""
+    rules = " ".join(f"Rule {n}: keep the meaning, the tone and the names." for n in range(12))
+
+    def asking(language: str) -> list[ChatMessage]:
+        return [
+            ChatMessage("system", f"Translate the user's text into {language}. {rules}"),
+            ChatMessage("user", "Good morning."),
+        ]
+
+    # More languages than slots, so that the slots alone cannot keep French.
+    languages = [*["French", "German", "Spanish", "Italian"][: model.parallel + 1], "French"]
+    results = [
+        await model.complete(asking(language), max_tokens=2, temperature=0)
+        for language in languages
+    ]
+    first_french, *_, french_again = results
+    assert first_french.cached_prompt_tokens < first_french.prompt_tokens / 2
+    # Only the user turn's tail, after the system prompt, may need evaluating.
+    assert french_again.cached_prompt_tokens >= french_again.prompt_tokens - 12, french_again
+
+
 async def test_a_prompt_longer_than_the_context_is_invalid(model: LocalChatModel) -> None:
     with pytest.raises(ContextLengthExceeded) as raised:
         await model.complete([ChatMessage("user", "word " * 3000)], max_tokens=4)

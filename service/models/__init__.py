@@ -29,6 +29,7 @@ def _create_local(settings: Settings, executor: BlockingExecutor) -> ChatModel:
         threads=settings.local_threads,
         executor=executor,
         parallel=settings.local_parallel,
+        prompt_cache_mib=settings.local_prompt_cache_mib,
     )
 
 

@@ -20,6 +20,8 @@ class ChatResult:
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Of ``prompt_tokens``, those the backend resumed instead of evaluating.
+    cached_prompt_tokens: int = 0
     # With ``top_logprobs=n``: per generated token, the n likeliest tokens at
     # that position and their natural-log probabilities.
     top_logprobs: tuple[dict[str, float], ...] = ()

@@ -60,7 +60,12 @@ class GatedChatModel:
                 )
         finally:
             self._active.release()
-        metrics.count_model_tokens(self._backend, result.prompt_tokens, result.completion_tokens)
+        metrics.count_model_tokens(
+            self._backend,
+            result.prompt_tokens,
+            result.completion_tokens,
+            result.cached_prompt_tokens,
+        )
         return result
 
     async def aclose(self) -> None:
