@@ -246,7 +246,7 @@ async def test_a_prompt_set_aside_is_resumed_not_evaluated_again(model: LocalCha
     """Each slot keeps only its last prompt; the host-memory prompt cache brings
     back an earlier one, so alternating tasks or languages costs no new
     evaluation of their system prompts."""
-    rules = " ".join(f"Rule {n}: keep the meaning, the tone and the names." for n in range(12))
+    rules = " ".join(f"Rule {n}: keep the meaning, the tone and the names." for n in range(4))
 
     def asking(language: str) -> list[ChatMessage]:
         return [

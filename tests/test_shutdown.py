@@ -22,7 +22,6 @@ def test_sigterm_drains_in_flight_calls(tmp_path: Path, model_cache: Path) -> No
         contents = [
             "The library opens at eight in the morning on weekdays.",
             "Please bring your card when you borrow a book.",
-            "Children under twelve read for free on Saturdays.",
         ]
         results: dict[str, object] = {}
 
