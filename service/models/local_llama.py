@@ -234,7 +234,7 @@ class LocalChatModel:
             # Streaming is what makes the call interruptible: the callback
             # runs after every token and can stop the generation. The prompt
             # is evaluated before the first token and cannot be interrupted
-            # (about 50 tokens/s on 2 cores), so a deadline may be overrun by
+            # (21 to 50 tokens/s on 2 cores), so a deadline may be overrun by
             # that much.
             server.handle_chat_completions(request, stream.on_chunk)
         except ValueError as exc:
