@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
 import tempfile
 import time
@@ -23,14 +22,14 @@ from pathlib import Path
 import sacrebleu
 import xllamacpp
 from corpus_bench import write_section
-from local_parallel_bench import SEGMENTS
+from local_parallel_bench import SEGMENTS, add_model_dir_argument
 from provenance import provenance
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from xling.service.models.embedded import resolve_gguf  # noqa: E402
-from xling.service.models.local_llama import _COMPACT_JSON  # noqa: E402
+from xling.service.models.local_llama import one_line_grammar, server_params  # noqa: E402
 from xling.service.prompts import json_data  # noqa: E402
 from xling.service.prompts import load as load_prompt  # noqa: E402
 from xling.service.translation.pipeline import (  # noqa: E402
@@ -43,18 +42,10 @@ MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 
 
 def start(model_dir: Path) -> xllamacpp.Server:
-    params = xllamacpp.CommonParams()
-    params.model.path = str(resolve_gguf(MODEL, model_dir))
-    params.n_ctx = 4096
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 2
-    params.no_extra_bufts = True
-    params.cache_ram_mib = 0
-    params.verbosity = 1
-    params.hostnames = [str(Path(tempfile.mkdtemp(prefix="json-bench-")) / "llama.sock")]
-    params.api_keys = [secrets.token_urlsafe(16)]
-    params.n_threads_http = 1
-    params.ui = False
-    return xllamacpp.Server(params)
+    """llama.cpp as the local backend starts it, one slot, no prompt cache."""
+    socket_path = Path(tempfile.mkdtemp(prefix="json-bench-")) / "llama.sock"
+    gguf_path = resolve_gguf(MODEL, model_dir)
+    return xllamacpp.Server(server_params(gguf_path, socket_path, n_ctx=4096, threads=2))
 
 
 def request(text: str, mode: str) -> dict[str, object]:
@@ -76,7 +67,7 @@ def request(text: str, mode: str) -> dict[str, object]:
             "json_schema": {"name": "reply", "schema": schema, "strict": True},
         }
     else:
-        body["grammar"] = xllamacpp.json_schema_to_grammar({**schema, "x-guidance": _COMPACT_JSON})
+        body["grammar"] = one_line_grammar(schema)
     return body
 
 
@@ -97,10 +88,7 @@ def run(server: xllamacpp.Server, mode: str) -> tuple[float, int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model-dir", type=Path, default=ROOT / ".pytest_cache" / "xling-models",
-        help="where the embedded model is assembled (the tests' cache by default)",
-    )  # fmt: skip
+    add_model_dir_argument(parser)
     parser.add_argument("--markdown", type=Path, help="write the table into this file")
     args = parser.parse_args()
     server = start(args.model_dir)

@@ -122,13 +122,17 @@ def table(runs: list[Run]) -> str:
     return "\n".join(rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parallel", type=int, nargs="+", default=[1, 2, 4])
+def add_model_dir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-dir", type=Path, default=ROOT / ".pytest_cache" / "xling-models",
         help="where the embedded model is assembled (the tests' cache by default)",
     )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parallel", type=int, nargs="+", default=[1, 2, 4])
+    add_model_dir_argument(parser)
     parser.add_argument("--markdown", type=Path, help="write the table into this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="parallel-bench-") as directory:

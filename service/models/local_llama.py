@@ -129,7 +129,14 @@ class LocalChatModel:
         started = time.perf_counter()
         try:
             self._server: xllamacpp.Server | None = xllamacpp.Server(
-                self._params(gguf_path, n_ctx, threads, parallel, prompt_cache_mib)
+                server_params(
+                    gguf_path,
+                    self._socket_dir / "llama.sock",
+                    n_ctx=n_ctx,
+                    threads=threads,
+                    parallel=parallel,
+                    prompt_cache_mib=prompt_cache_mib,
+                )
             )
         except RuntimeError as exc:
             self._waiters.shutdown()
@@ -147,38 +154,6 @@ class LocalChatModel:
             parallel,
             time.perf_counter() - started,
         )
-
-    def _params(
-        self, gguf_path: Path, n_ctx: int, threads: int, parallel: int, prompt_cache_mib: int
-    ) -> xllamacpp.CommonParams:
-        params = xllamacpp.CommonParams()
-        params.model.path = str(gguf_path)
-        # 0 would mean the model's full 32k window and a KV cache of ~900 MB.
-        # The KV cache is split evenly among the slots: each gets n_ctx.
-        params.n_ctx = n_ctx * parallel
-        params.n_parallel = parallel
-        params.cont_batching = True
-        params.kv_unified = False
-        params.cpuparams.n_threads = threads
-        params.cpuparams_batch.n_threads = threads
-        # Without extra buffer types the weights stay in the mmapped file
-        # instead of a repacked anonymous copy: ~1.2 GiB RSS instead of ~1.9.
-        params.no_extra_bufts = True
-        # A slot reuses only the prefix its last prompt shares with the next.
-        # The system prompts differ by task and by language, and evaluating one
-        # again takes seconds on a small CPU (about 12 s for 250 tokens on 2
-        # cores), so evaluated prompts are set aside in host memory and resumed.
-        # At about 28 KB a token for the 1.5B, 128 MiB keeps some 4,500 tokens.
-        params.cache_ram_mib = prompt_cache_mib
-        params.verbosity = (
-            _LLAMA_VERBOSITY_INFO if log.isEnabledFor(logging.DEBUG) else _LLAMA_VERBOSITY_ERRORS
-        )
-        params.hostnames = [str(self._socket_dir / "llama.sock")]
-        params.api_keys = [secrets.token_urlsafe(32)]
-        params.n_threads_http = 1
-        params.ui = False
-        params.endpoint_slots = False
-        return params
 
     async def complete(
         self,
@@ -201,9 +176,7 @@ class LocalChatModel:
             request["logprobs"] = True
             request["top_logprobs"] = top_logprobs
         if json_schema is not None:
-            request["grammar"] = xllamacpp.json_schema_to_grammar(
-                {**json_schema, "x-guidance": _COMPACT_JSON}
-            )
+            request["grammar"] = one_line_grammar(json_schema)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             async with asyncio.timeout(timeout_s):
@@ -293,3 +266,49 @@ class LocalChatModel:
         # model: blocking, hence a worker thread. A call still running holds
         # its own reference until it returns.
         self._server = None
+
+
+def one_line_grammar(json_schema: dict[str, Any]) -> str:
+    """An llguidance grammar for ``json_schema`` that writes the JSON on one line."""
+    return xllamacpp.json_schema_to_grammar({**json_schema, "x-guidance": _COMPACT_JSON})
+
+
+def server_params(
+    gguf_path: Path,
+    socket_path: Path,
+    *,
+    n_ctx: int,
+    threads: int,
+    parallel: int = 1,
+    prompt_cache_mib: int = 0,
+) -> xllamacpp.CommonParams:
+    """llama.cpp's settings for ``LocalChatModel``: ``n_ctx`` a slot, its HTTP
+    listener on the Unix socket ``socket_path`` behind a random key."""
+    params = xllamacpp.CommonParams()
+    params.model.path = str(gguf_path)
+    # 0 would mean the model's full 32k window and a KV cache of ~900 MB.
+    # The KV cache is split evenly among the slots: each gets n_ctx.
+    params.n_ctx = n_ctx * parallel
+    params.n_parallel = parallel
+    params.cont_batching = True
+    params.kv_unified = False
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    # Without extra buffer types the weights stay in the mmapped file
+    # instead of a repacked anonymous copy: ~1.2 GiB RSS instead of ~1.9.
+    params.no_extra_bufts = True
+    # A slot reuses only the prefix its last prompt shares with the next.
+    # The system prompts differ by task and by language, and evaluating one
+    # again takes seconds on a small CPU (about 12 s for 250 tokens on 2
+    # cores), so evaluated prompts are set aside in host memory and resumed.
+    # At about 28 KB a token for the 1.5B, 128 MiB keeps some 4,500 tokens.
+    params.cache_ram_mib = prompt_cache_mib
+    params.verbosity = (
+        _LLAMA_VERBOSITY_INFO if log.isEnabledFor(logging.DEBUG) else _LLAMA_VERBOSITY_ERRORS
+    )
+    params.hostnames = [str(socket_path)]
+    params.api_keys = [secrets.token_urlsafe(32)]
+    params.n_threads_http = 1
+    params.ui = False
+    params.endpoint_slots = False
+    return params
