@@ -52,10 +52,11 @@ def _request_id(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
     return uuid.uuid4().hex
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: XlingError) -> None:
+def _status(error: XlingError) -> tuple[grpc.StatusCode, str, Any]:
+    """What ``context.abort`` takes for ``error`` (abort rather than
+    abort_with_status: tracing's context wrapper records the code)."""
     status = rpc_status.to_status(to_rpc_status(error))
-    # abort rather than abort_with_status: tracing's context wrapper records the code.
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    return status.code, status.details, status.trailing_metadata
 
 
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):
@@ -104,6 +105,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
             tracing.current.set(self._tracer)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            failure: tuple[grpc.StatusCode, str, Any] | None = None
             in_flight = self._metrics.rpcs_in_flight.labels(method)
             in_flight.inc()
             try:
@@ -121,12 +123,10 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                     log.debug("request", extra={"method": method, "request": text})
                 return await behavior(request, context)
             except XlingError as error:
-                code = error.code
-                await _abort(context, error)
+                failure = _status(error)
             except TimeoutError as exc:
-                code = grpc.StatusCode.DEADLINE_EXCEEDED
                 message = f"deadline exceeded: {exc}" if str(exc) else "deadline exceeded"
-                await _abort(context, DeadlineExceeded(message))
+                failure = _status(DeadlineExceeded(message))
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
@@ -134,12 +134,16 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception:
-                code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error in %s", method)
-                await context.abort(
-                    grpc.StatusCode.INTERNAL, f"internal error; request id {request_id}"
+                failure = (
+                    grpc.StatusCode.INTERNAL,
+                    f"internal error; request id {request_id}",
+                    None,
                 )
             finally:
+                # Counted before the status goes out, so that a scrape made
+                # after the caller saw the error includes it.
+                code = failure[0] if failure else code
                 latency_s = time.perf_counter() - started
                 in_flight.dec()
                 self._metrics.rpcs.labels(method, code.name, key or ANONYMOUS).inc()
@@ -152,6 +156,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                         "latency_ms": round(latency_s * 1000, 2),
                     },
                 )
+            await context.abort(*failure)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
