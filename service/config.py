@@ -226,6 +226,14 @@ class Settings(BaseSettings):
     summary_passages: int = Field(
         3, ge=1, description="Best hits (documents) the model reads to write a summary."
     )
+    summary_score_margin: float | None = Field(
+        0.1,
+        ge=0,
+        description="Hits whose embedding similarity is more than this below the best hit's "
+        "stay out of the summary: the local model cited such passages as readily as the best "
+        "one. Fitted on the dev split for the default embedder (docs/search.md); applies when "
+        "retrieval is dense only. Empty: no margin.",
+    )
     dense_weight: float = Field(1.0, ge=0, description="Weight of embedding retrieval in fusion.")
     lexical_weight: float = Field(
         0.0,

@@ -105,6 +105,7 @@ class Runtime:
             rerank_candidates=settings.resolved_rerank_candidates,
             rerank_weight=settings.resolved_rerank_weight,
             summary_passages=settings.summary_passages,
+            summary_score_margin=settings.summary_score_margin,
             dense_weight=settings.dense_weight,
             lexical_weight=settings.lexical_weight,
         )

@@ -100,6 +100,7 @@ def wire_server(
         reranker="listwise",
         # Every hostile document must reach the summary's prompt.
         summary_passages=10,
+        summary_score_margin=2.0,  # above any cosine gap: no margin
     )
     yield thread
     thread.stop()

@@ -20,7 +20,7 @@ CURRENT = {
     "translate": "v1",
     "rerank_listwise": "v1",
     "rerank_pointwise": "v1",
-    "summarize": "v2",
+    "summarize": "v3",
 }
 
 

@@ -21,6 +21,9 @@ from xling.service.prompts import load as load_prompt
 
 # Long passages are cut for the judge; the first part carries most of the signal.
 PASSAGE_CHARS = 600
+MIN_ANSWER_CHARS = 12
+# Ends a reply that loops before max_tokens cuts it into invalid JSON.
+MAX_ANSWER_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,13 @@ async def summarize(
     schema = {
         "type": "object",
         "properties": {
-            "answer": {"type": "string"},
+            # A bare "30 días" or "14:00" says too little, and too little for the
+            # language check that follows; the prompt asks for a sentence.
+            "answer": {
+                "type": "string",
+                "minLength": MIN_ANSWER_CHARS,
+                "maxLength": MAX_ANSWER_CHARS,
+            },
             "citations": {"type": "array", "items": {"enum": ids}},
         },
         "required": ["answer", "citations"],

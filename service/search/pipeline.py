@@ -11,6 +11,7 @@ which is the bias cross-lingual search must fight, so it is off by default.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class SearchPipeline:
         rerank_candidates: int = 8,
         rerank_weight: float = 1.0,
         summary_passages: int = 3,
+        summary_score_margin: float | None = None,
         dense_weight: float = 1.0,
         lexical_weight: float = 0.0,
     ) -> None:
@@ -96,6 +98,7 @@ class SearchPipeline:
         self._rerank_candidates = rerank_candidates
         self._rerank_weight = rerank_weight
         self._summary_passages = summary_passages
+        self._summary_score_margin = summary_score_margin
         self._weights = (dense_weight, lexical_weight)
 
     async def index(self, collection: str, documents: Sequence[DocumentInput]) -> tuple[int, int]:
@@ -211,9 +214,13 @@ class SearchPipeline:
         self, query: SearchQuery, result: SearchResult, deadline: float | None
     ) -> None:
         # Citations name documents; a document's passages are judged together. Only the
-        # best few go to the model: a small one mixes in facts from the lower hits.
+        # best few go to the model: a small one mixes in facts from the lower hits, and
+        # cites a passage far below the best one as readily as the best.
+        floor = self._summary_floor(result.hits)
         texts: dict[str, list[str]] = {}
-        for hit in result.hits:
+        for rank, hit in enumerate(result.hits):
+            if rank and hit.score < floor:
+                continue
             if hit.chunk.document_id in texts or len(texts) < self._summary_passages:
                 texts.setdefault(hit.chunk.document_id, []).append(_passage_text(hit.chunk))
         passages = [judge.Passage(doc_id, "\n".join(parts)) for doc_id, parts in texts.items()]
@@ -227,12 +234,25 @@ class SearchPipeline:
             # Small models drift into a passage's language; the translator brings it back.
             (translated,) = await self._translation.translate(
                 [answer.text],
-                TranslateOptions(target_language_code=language, source_language_code=written_in),
+                TranslateOptions(
+                    target_language_code=language,
+                    source_language_code=written_in,
+                    protect_numbers=False,
+                ),
                 deadline=deadline,
             )
             if translated.translated_text:
                 answer = judge.Answer(translated.translated_text, answer.citations)
         result.summary = await attribute(self._embedder, answer, passages)
+
+    def _summary_floor(self, hits: list[Hit]) -> float:
+        """The least retrieval score a hit below the first needs to reach the summary."""
+        # Only cosine similarities have a scale that one margin fits; fused ranks
+        # and BM25 scores do not.
+        dense_only = self._weights[1] == 0
+        if self._summary_score_margin is None or not dense_only:
+            return -math.inf
+        return max(hit.score for hit in hits) - self._summary_score_margin
 
 
 def _passage_text(chunk: ChunkHit) -> str:

@@ -211,7 +211,7 @@ def _term_pattern(term: str) -> str:
 
 
 @lru_cache(maxsize=64)
-def _scanner(html: bool, terms: tuple[str, ...]) -> re.Pattern[str]:
+def _scanner(html: bool, terms: tuple[str, ...], numbers: bool) -> re.Pattern[str]:
     """One alternation; where two alternatives match at one place, the earlier one wins."""
     groups = [
         ("token", _TOKEN.pattern),
@@ -223,22 +223,25 @@ def _scanner(html: bool, terms: tuple[str, ...]) -> re.Pattern[str]:
         ("numbered_tag", _NUMBERED_TAG),
         ("placeholder", _PLACEHOLDER),
         ("brace", r"\{"),
-        ("number", _NUMBER),
+        *([("number", _NUMBER)] if numbers else []),
     ]
     return re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in groups))
 
 
-def mask(text: str, *, html: bool, keep_terms: Sequence[str] = ()) -> Masked:
+def mask(
+    text: str, *, html: bool, keep_terms: Sequence[str] = (), numbers: bool = True
+) -> Masked:
     """Replaces protected spans with tokens numbered from 0 in order of appearance.
 
-    ``keep_terms`` match whole words, case-sensitively; the longest wins.
+    ``keep_terms`` match whole words, case-sensitively; the longest wins. With
+    ``numbers`` off, numbers stay in the text.
 
     >>> m = mask('Hi {name}, see <a href="/x">3 files</a>', html=True)
     >>> m.text, m.spans
     ('Hi ⟦0⟧, see ⟦1⟧⟦2⟧ files⟦3⟧', ('{name}', '<a href="/x">', '3', '</a>'))
     """
     terms = tuple(sorted({t for t in keep_terms if t}, key=lambda t: (-len(t), t)))
-    scanner = _scanner(html, terms)
+    scanner = _scanner(html, terms, numbers)
     pieces: list[str] = []
     spans: list[str] = []
     kinds: list[SpanKind] = []

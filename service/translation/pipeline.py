@@ -58,6 +58,9 @@ class TranslateOptions:
     do_not_translate: tuple[str, ...] = ()
     formality: str = ""  # "", "more" or "less"
     context: str = ""
+    # Off, numbers reach the model as written, not as tokens, and are still
+    # checked in its reply: a small model drops a token more often than a number.
+    protect_numbers: bool = True
 
     @property
     def html(self) -> bool:
@@ -308,7 +311,12 @@ class _MaskedContent:
         core = text.strip()
         start = text.find(core) if core else len(text)
         glossary = dict(options.glossary)
-        masked = mask(core, html=options.html, keep_terms=(*options.do_not_translate, *glossary))
+        masked = mask(
+            core,
+            html=options.html,
+            keep_terms=(*options.do_not_translate, *glossary),
+            numbers=options.protect_numbers,
+        )
         targets = tuple(glossary.get(span, span) for span in masked.spans)
         return cls(text[:start], masked, replace(masked, spans=targets), text[start + len(core) :])
 

@@ -1,0 +1,105 @@
+"""What the summary is written from, and how an answer in the wrong language
+comes back: a real server whose model is the fake Mistral API, with the
+summary and translation requests it sends read off the wire."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from xling.clients import Client
+from xling.service.search.pipeline import SearchPipeline, SearchQuery
+from xling.service.search.rerankers.pointwise import PointwiseReranker
+from xling.v1 import search_pb2
+
+from .conftest import ServerThread, mistral_backed_server
+from .fakes.mistral_server import FakeMistralServer, RecordedRequest, chat, translator
+
+QUESTION = "What water temperature is best for green tea?"
+DOCUMENTS = [
+    search_pb2.Document(
+        id="tea", text="Green tea is best made with water at about 80 degrees.", language_code="en"
+    ),
+    search_pb2.Document(
+        id="marathon", text="The city marathon starts at 8 a.m. on Sunday.", language_code="en"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(
+    fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
+    thread = mistral_backed_server(fake, tmp_path_factory.mktemp("summary-data"))
+    with Client(thread.target, timeout=60) as client:
+        client.index_documents("tea", DOCUMENTS)
+    yield thread
+    thread.stop()
+
+
+def summary_requests(fake: FakeMistralServer) -> list[dict]:  # type: ignore[type-arg]
+    bodies = [json.loads(r.user_text) for r in fake.requests_to() if r.user_text]
+    return [body for body in bodies if "question" in body]
+
+
+def answer_with(text: str):  # type: ignore[no-untyped-def]
+    """A model that answers ``text`` citing the first passage and translates by prefixing "EN:"."""
+
+    def content(request: RecordedRequest) -> str:
+        data = json.loads(request.user_text)
+        if "segments" in data:
+            return translator(lambda t: f"EN:{t}")(request)
+        return json.dumps({"answer": text, "citations": [data["passages"][0]["id"]]})
+
+    return content
+
+
+def test_a_passage_far_below_the_best_stays_out_of_the_summary(
+    server: ServerThread, fake: FakeMistralServer
+) -> None:
+    fake.reset()
+    fake.set_default(chat(answer_with("Green tea wants water at about 80 degrees.")))
+    with Client(server.target, timeout=60) as client:
+        response = client.search("tea", QUESTION, top_k=2, summarize=True)
+    assert [hit.document_id for hit in response.hits] == ["tea", "marathon"]
+    assert response.hits[0].score - response.hits[1].score > 0.1
+    (request,) = summary_requests(fake)
+    assert [p["id"] for p in request["passages"]] == ["tea"]
+    assert list(response.summary.cited_document_ids) == ["tea"]
+
+    # Without the margin the same search shows the model both passages.
+    fake.reset()
+    fake.set_default(chat(answer_with("Green tea wants water at about 80 degrees.")))
+    runtime = server.server.runtime
+    unfiltered = SearchPipeline(
+        collections=runtime.search.collections, embedder=runtime.embedder,
+        detector=runtime.detector, executor=runtime.executor, model=runtime.chat_model,
+        reranker=PointwiseReranker(runtime.chat_model), translation=runtime.translation,
+        summary_score_margin=None,
+    )  # fmt: skip
+    server.run(
+        unfiltered.search(SearchQuery("tea", QUESTION, top_k=2, summarize=True), deadline=None)
+    )
+    (request,) = summary_requests(fake)
+    assert [p["id"] for p in request["passages"]] == ["tea", "marathon"]
+
+
+def test_an_answer_in_another_language_is_translated_with_its_numbers_as_written(
+    server: ServerThread, fake: FakeMistralServer
+) -> None:
+    """A small model drops a number's token (⟦0⟧) where it keeps the number, so
+    the summary's translation sends numbers as they are, and still checks them."""
+    fake.reset()
+    german = "Für grünen Tee nimmt man am besten Wasser mit etwa 80 Grad."
+    fake.set_default(chat(answer_with(german)))
+    with Client(server.target, timeout=60) as client:
+        response = client.search("tea", QUESTION, top_k=2, summarize=True)
+    assert response.summary.language_code == "en"
+    assert response.summary.text == f"EN:{german}"
+    (translation,) = [
+        json.loads(r.user_text) for r in fake.requests_to() if "segments" in r.user_text
+    ]
+    assert translation["segments"][0]["text"] == german
+    assert translation["target_language"] == "English"
