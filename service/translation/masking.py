@@ -228,9 +228,7 @@ def _scanner(html: bool, terms: tuple[str, ...], numbers: bool) -> re.Pattern[st
     return re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in groups))
 
 
-def mask(
-    text: str, *, html: bool, keep_terms: Sequence[str] = (), numbers: bool = True
-) -> Masked:
+def mask(text: str, *, html: bool, keep_terms: Sequence[str] = (), numbers: bool = True) -> Masked:
     """Replaces protected spans with tokens numbered from 0 in order of appearance.
 
     ``keep_terms`` match whole words, case-sensitively; the longest wins. With
