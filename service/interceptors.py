@@ -138,7 +138,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 failure = (
                     grpc.StatusCode.INTERNAL,
                     f"internal error; request id {request_id}",
-                    None,
+                    (),
                 )
             finally:
                 # Counted before the status goes out, so that a scrape made

@@ -3,6 +3,7 @@ and model calls, collected with the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -50,9 +51,15 @@ async def traced(
     await server.stop(grace_s=5)
 
 
-def call_spans(exporter: InMemorySpanExporter, method: str) -> tuple[ReadableSpan, list[str]]:
+async def call_spans(exporter: InMemorySpanExporter, method: str) -> tuple[ReadableSpan, list[str]]:
     """The server span of the one call to ``method``, and the names of its descendants."""
-    spans = exporter.get_finished_spans()
+    # OpenTelemetry's interceptor ends the call's span after grpc has sent the
+    # status, so the caller can hold the answer a moment before the span exists.
+    for _ in range(100):
+        spans = exporter.get_finished_spans()
+        if any(s.name == method for s in spans):
+            break
+        await asyncio.sleep(0.05)
     (root,) = [s for s in spans if s.name == method]
     children: dict[int, list[ReadableSpan]] = {}
     for span in spans:
@@ -76,7 +83,7 @@ async def test_search_has_detection_embedding_and_faiss_spans(
         exporter.clear()
         reply = await client.search("pets", "Where does the cat sleep?")
     assert reply.hits
-    root, names = call_spans(exporter, SEARCH)
+    root, names = await call_spans(exporter, SEARCH)
     assert root.kind == SpanKind.SERVER
     assert root.status.status_code != StatusCode.ERROR
     assert any(name.startswith("blocking ") and name.endswith(".detect") for name in names)
@@ -99,7 +106,7 @@ async def test_translation_has_a_model_span_in_the_callers_trace(
             timeout=60,
         )
     assert reply.translations[0].translated_text == "FR:Good evening"
-    root, names = call_spans(exporter, TRANSLATE)
+    root, names = await call_spans(exporter, TRANSLATE)
     assert format(root.context.trace_id, "032x") == trace_id
     assert "model complete" in names
     (model,) = [s for s in exporter.get_finished_spans() if s.name == "model complete"]
@@ -114,7 +121,7 @@ async def test_failed_call_span_carries_its_code(
     async with AsyncClient(f"127.0.0.1:{traced.port}", timeout=60) as client:
         with pytest.raises(InvalidArgument):
             await client.detect_language([" "])
-    root, _ = call_spans(exporter, DETECT)
+    root, _ = await call_spans(exporter, DETECT)
     assert root.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     # OpenTelemetry's conventions: a caller's mistake is no error of the server.
     assert root.status.status_code == StatusCode.UNSET
