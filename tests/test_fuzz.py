@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from xling.v1 import search_pb2, translation_pb2
 
 from .conftest import ServerThread, french, mistral_backed_server
-from .fakes.mistral_server import FakeMistralServer, RecordedRequest, chat, translator
+from .fakes.mistral_server import FakeMistralServer, chat, search_model
 
 FAST_EXAMPLES = 60
 LONG_EXAMPLES = int(os.environ.get("XLING_FUZZ_EXAMPLES", "1300"))
@@ -62,23 +62,14 @@ SEARCH = "/xling.v1.SearchService/"
 SEEN: Counter[tuple[str, str]] = Counter()
 
 
-# The fake model: translates segments, scores passages, answers questions.
-
-
-def _judge_reply(request: RecordedRequest) -> str:
-    """The echo translator for segments; for rerank, a score per passage in order;
-    for a summary, the question echoed as the answer, citing every passage."""
-    try:
-        data = json.loads(request.user_text)
-    except ValueError:
-        return request.user_text
-    if "segments" in data:
-        return translator(french)(request)
-    ids = [p["id"] for p in data["passages"]]
-    if "query" in data:
-        scores = [{"id": i, "score": 10 - n % 11} for n, i in enumerate(ids)]
-        return json.dumps({"scores": scores})
-    return json.dumps({"answer": french(data["question"]), "citations": ids}, ensure_ascii=False)
+# The fake model: the echo translator for segments; for rerank, a score per
+# passage in order; for a summary, the question echoed as the answer, citing
+# every passage.
+SEARCH_MODEL = search_model(
+    translate=french,
+    scores=lambda ids: [{"id": i, "score": 10 - n % 11} for n, i in enumerate(ids)],
+    answer=lambda question, ids: {"answer": french(question), "citations": ids},
+)
 
 
 # Strategies
@@ -424,7 +415,7 @@ def xling(fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def channel(xling: str, fake: FakeMistralServer) -> Iterator[grpc.Channel]:
-    fake.set_default(chat(_judge_reply))
+    fake.set_default(chat(SEARCH_MODEL))
     with grpc.insecure_channel(xling) as ch:
         # Seed the collections so searches find hits, filters and all.
         documents = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import grpc
 import py3langid
@@ -27,7 +27,7 @@ from xling.service.translation.masking import mask
 from xling.v1 import search_pb2, translation_pb2
 
 from .conftest import ServerThread, french, mistral_backed_server
-from .fakes.mistral_server import FakeMistralServer, RecordedRequest, chat, raw, translator
+from .fakes.mistral_server import FakeMistralServer, RecordedRequest, chat, raw, search_model
 
 PWNED = "PWNED"
 HOSTILE_TEXTS = (
@@ -76,16 +76,9 @@ def _assert_only_in_data(request: RecordedRequest, hostile: str) -> dict:  # typ
 # On the wire, with the fake Mistral API
 
 
-def _model_reply(request: RecordedRequest) -> str:
-    """The echo translator for segments; a score per passage for a rerank; for a
-    summary, an answer citing every passage."""
-    data = json.loads(request.user_text)
-    if "segments" in data:
-        return translator(french)(request)
-    ids = [p["id"] for p in data["passages"]]
-    if "query" in data:
-        return json.dumps({"scores": [{"id": i, "score": 5} for i in ids]})
-    return json.dumps({"answer": "Réponse.", "citations": ids})
+# The echo translator for segments; a score per passage for a rerank; for a
+# summary, an answer citing every passage.
+_model_reply = search_model(translate=french)
 
 
 @pytest.fixture(scope="module")
@@ -271,25 +264,6 @@ def _model_reply_as_chat(content: str) -> str:
     )  # fmt: skip
 
 
-def _judge(
-    scores: Callable[[list[str]], list[dict]] | None = None,  # type: ignore[type-arg]
-    answer: Callable[[list[str]], dict] | None = None,  # type: ignore[type-arg]
-) -> Callable[[RecordedRequest], str]:
-    """A model that answers reranks with ``scores(ids)`` and summaries with ``answer(ids)``."""
-
-    def reply(request: RecordedRequest) -> str:
-        data = json.loads(request.user_text)
-        if "segments" in data:
-            return translator(french)(request)
-        ids = [p["id"] for p in data["passages"]]
-        if "query" in data:
-            rows = scores(ids) if scores else [{"id": i, "score": 5} for i in ids]
-            return json.dumps({"scores": rows})
-        return json.dumps(answer(ids) if answer else {"answer": "Réponse.", "citations": ids})
-
-    return reply
-
-
 def test_rerank_scores_for_unknown_ids_are_ignored(
     wire: Client, fake: FakeMistralServer, hostile_collection: str
 ) -> None:
@@ -298,7 +272,7 @@ def test_rerank_scores_for_unknown_ids_are_ignored(
         # The real passages, in reverse order of their ids' retrieval rank.
         return invented + [{"id": i, "score": n} for n, i in enumerate(ids)]
 
-    fake.set_default(chat(_judge(scores)))
+    fake.set_default(chat(search_model(translate=french, scores=scores)))
     plain = wire.search(hostile_collection, "When does the museum open?", top_k=10)
     reranked = wire.search(hostile_collection, "When does the museum open?", top_k=10, rerank=True)
     retrieval = [hit.document_id for hit in plain.hits]
@@ -313,7 +287,13 @@ def test_rerank_scores_for_unknown_ids_are_ignored(
 def test_rerank_scores_out_of_range_are_clamped(
     wire: Client, fake: FakeMistralServer, hostile_collection: str, score: object
 ) -> None:
-    fake.set_default(chat(_judge(lambda ids: [{"id": i, "score": score} for i in ids])))
+    fake.set_default(
+        chat(
+            search_model(
+                translate=french, scores=lambda ids: [{"id": i, "score": score} for i in ids]
+            )
+        )
+    )
     response = wire.search(hostile_collection, "museum", top_k=3, rerank=True)
     assert all(0 <= hit.rerank_score <= 1 for hit in response.hits)
 
@@ -335,12 +315,12 @@ def _nan_scores(request: RecordedRequest) -> str:
 def test_summary_citations_of_unknown_ids_are_dropped(
     wire: Client, fake: FakeMistralServer, hostile_collection: str
 ) -> None:
-    def answer(ids: list[str]) -> dict:  # type: ignore[type-arg]
+    def answer(question: str, ids: list[str]) -> dict:  # type: ignore[type-arg]
         cited = ["secret-doc", ids[0], "../etc/passwd", ids[0], "", "attack-99"]
         # In the query's language: an answer in another would be translated back.
         return {"answer": "The museum opens at 9 a.m.", "citations": cited}
 
-    fake.set_default(chat(_judge(answer=answer)))
+    fake.set_default(chat(search_model(translate=french, answer=answer)))
     response = wire.search(hostile_collection, "When does the museum open?", summarize=True)
     assert response.summary.text == "The museum opens at 9 a.m."
     assert list(response.summary.cited_document_ids) == [response.hits[0].document_id]
@@ -351,7 +331,7 @@ def test_unusable_summary_reply_is_an_error_not_an_answer(
     wire: Client, fake: FakeMistralServer, hostile_collection: str, reply: str
 ) -> None:
     def content(request: RecordedRequest) -> str:
-        return _judge()(request) if "question" not in request.user_text else reply
+        return _model_reply(request) if "question" not in request.user_text else reply
 
     fake.set_default(chat(content))
     with pytest.raises(XlingError) as caught:

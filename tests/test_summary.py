@@ -5,7 +5,8 @@ summary and translation requests it sends read off the wire."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from xling.service.search.rerankers.pointwise import PointwiseReranker
 from xling.v1 import search_pb2
 
 from .conftest import ServerThread, mistral_backed_server
-from .fakes.mistral_server import FakeMistralServer, RecordedRequest, chat, translator
+from .fakes.mistral_server import FakeMistralServer, RecordedRequest, chat, search_model
 
 QUESTION = "What water temperature is best for green tea?"
 DOCUMENTS = [
@@ -29,7 +30,7 @@ DOCUMENTS = [
 
 
 @pytest.fixture(scope="module")
-def server(
+def tea_server(
     fake: FakeMistralServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
     thread = mistral_backed_server(fake, tmp_path_factory.mktemp("summary-data"))
@@ -39,29 +40,25 @@ def server(
     thread.stop()
 
 
-def summary_requests(fake: FakeMistralServer) -> list[dict]:  # type: ignore[type-arg]
+def summary_requests(fake: FakeMistralServer) -> list[dict[str, Any]]:
     bodies = [json.loads(r.user_text) for r in fake.requests_to() if r.user_text]
     return [body for body in bodies if "question" in body]
 
 
-def answer_with(text: str):  # type: ignore[no-untyped-def]
+def answer_with(text: str) -> Callable[[RecordedRequest], str]:
     """A model that answers ``text`` citing the first passage and translates by prefixing "EN:"."""
-
-    def content(request: RecordedRequest) -> str:
-        data = json.loads(request.user_text)
-        if "segments" in data:
-            return translator(lambda t: f"EN:{t}")(request)
-        return json.dumps({"answer": text, "citations": [data["passages"][0]["id"]]})
-
-    return content
+    return search_model(
+        translate=lambda t: f"EN:{t}",
+        answer=lambda question, ids: {"answer": text, "citations": ids[:1]},
+    )
 
 
 def test_a_passage_far_below_the_best_stays_out_of_the_summary(
-    server: ServerThread, fake: FakeMistralServer
+    tea_server: ServerThread, fake: FakeMistralServer
 ) -> None:
     fake.reset()
     fake.set_default(chat(answer_with("Green tea wants water at about 80 degrees.")))
-    with Client(server.target, timeout=60) as client:
+    with Client(tea_server.target, timeout=60) as client:
         response = client.search("tea", QUESTION, top_k=2, summarize=True)
     assert [hit.document_id for hit in response.hits] == ["tea", "marathon"]
     assert response.hits[0].score - response.hits[1].score > 0.1
@@ -72,14 +69,14 @@ def test_a_passage_far_below_the_best_stays_out_of_the_summary(
     # Without the margin the same search shows the model both passages.
     fake.reset()
     fake.set_default(chat(answer_with("Green tea wants water at about 80 degrees.")))
-    runtime = server.server.runtime
+    runtime = tea_server.server.runtime
     unfiltered = SearchPipeline(
         collections=runtime.search.collections, embedder=runtime.embedder,
         detector=runtime.detector, executor=runtime.executor, model=runtime.chat_model,
         reranker=PointwiseReranker(runtime.chat_model), translation=runtime.translation,
         summary_score_margin=None,
     )  # fmt: skip
-    server.run(
+    tea_server.run(
         unfiltered.search(SearchQuery("tea", QUESTION, top_k=2, summarize=True), deadline=None)
     )
     (request,) = summary_requests(fake)
@@ -87,14 +84,14 @@ def test_a_passage_far_below_the_best_stays_out_of_the_summary(
 
 
 def test_an_answer_in_another_language_is_translated_with_its_numbers_as_written(
-    server: ServerThread, fake: FakeMistralServer
+    tea_server: ServerThread, fake: FakeMistralServer
 ) -> None:
     """A small model drops a number's token (⟦0⟧) where it keeps the number, so
     the summary's translation sends numbers as they are, and still checks them."""
     fake.reset()
     german = "Für grünen Tee nimmt man am besten Wasser mit etwa 80 Grad."
     fake.set_default(chat(answer_with(german)))
-    with Client(server.target, timeout=60) as client:
+    with Client(tea_server.target, timeout=60) as client:
         response = client.search("tea", QUESTION, top_k=2, summarize=True)
     assert response.summary.language_code == "en"
     assert response.summary.text == f"EN:{german}"

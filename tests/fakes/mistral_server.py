@@ -168,6 +168,41 @@ def translator(transform: Callable[[str], str] = str) -> Callable[[RecordedReque
     return content
 
 
+def _every_passage_scores_5(ids: list[str]) -> list[dict[str, Any]]:
+    return [{"id": i, "score": 5} for i in ids]
+
+
+def _answer_citing_all(question: str, ids: list[str]) -> dict[str, Any]:
+    return {"answer": "Réponse.", "citations": ids}
+
+
+def search_model(
+    *,
+    translate: Callable[[str], str] = str,
+    scores: Callable[[list[str]], list[dict[str, Any]]] = _every_passage_scores_5,
+    answer: Callable[[str, list[str]], dict[str, Any]] = _answer_citing_all,
+) -> Callable[[RecordedRequest], str]:
+    """Chat content for every call a search makes, told apart by its JSON data:
+    segments are translated with ``translator(translate)``, a listwise rerank
+    (``query`` and ``passages``) gets ``{"scores": scores(ids)}``, a summary
+    (``question`` and ``passages``) gets ``answer(question, ids)``. A user
+    message that is not JSON is echoed verbatim."""
+
+    def content(request: RecordedRequest) -> str:
+        try:
+            data = json.loads(request.user_text)
+        except ValueError:
+            return request.user_text
+        if "segments" in data:
+            return translator(translate)(request)
+        ids = [p["id"] for p in data["passages"]]
+        if "query" in data:
+            return json.dumps({"scores": scores(ids)})
+        return json.dumps(answer(data["question"], ids), ensure_ascii=False)
+
+    return content
+
+
 def error(status: int, *, retry_after: float | str | None = None, message: str = "") -> Handler:
     """Mistral's JSON error body with ``status``, and a ``Retry-After`` header when given."""
     headers = {} if retry_after is None else {"retry-after": str(retry_after)}
