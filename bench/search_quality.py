@@ -36,6 +36,9 @@ from xling.service.search.pipeline import SearchPipeline, SearchQuery  # noqa: E
 from xling.service.search.rerankers import FACTORIES  # noqa: E402
 
 SET = ROOT / "tests" / "data" / "retrieval"
+# Twenty clusters written after dev and test had chosen the summary settings.
+HOLDOUT = SET / "holdout"
+SPLITS = ("dev", "test", "holdout")
 BASELINE = "dense"
 BIAS = "top hit in the query's language"
 # name: (collection, dense weight, lexical weight, reranker or None)
@@ -48,16 +51,27 @@ METHODS = {
 }
 
 
-def load_set() -> tuple[list[DocumentInput], list[dict]]:  # type: ignore[type-arg]
-    docs = [json.loads(line) for line in (SET / "docs.jsonl").read_text().splitlines() if line]
-    queries = [
-        json.loads(line) for line in (SET / "queries.jsonl").read_text().splitlines() if line
-    ]
+def load_set(directory: Path = SET) -> tuple[list[DocumentInput], list[dict]]:  # type: ignore[type-arg]
+    docs, queries = (
+        [json.loads(line) for line in (directory / name).read_text().splitlines() if line]
+        for name in ("docs.jsonl", "queries.jsonl")
+    )
     inputs = [
         DocumentInput(d["id"], d["text"], d.get("title", ""), d["language"], {"topic": d["topic"]})
         for d in docs
     ]
     return inputs, queries
+
+
+def load_split(name: str) -> tuple[list[DocumentInput], list[dict]]:  # type: ignore[type-arg]
+    """The documents to index and the queries of split ``name``: ``dev`` or ``test`` of
+    the main set, or ``holdout``: its own queries over its documents and the main set's."""
+    documents, queries = load_set()
+    if name == "holdout":
+        extra, queries = load_set(HOLDOUT)
+        return documents + extra, queries
+    wanted = set(json.loads((SET / "splits.json").read_text())[name])
+    return documents, [q for q in queries if q["id"] in wanted]
 
 
 def evaluate(

@@ -1,21 +1,21 @@
 """Grounded summaries and what rerank and summary cost, on the local model.
 
 Runs the queries of one split of tests/data/retrieval (``test`` by default: the
-held-out clusters) through a real server on the embedded defaults, as a client
+held-out clusters; ``holdout``: the 20 clusters written after dev and test had
+chosen the settings) through a real server on the embedded defaults, as a client
 would: Search with summarize, with and without rerank. A summary passes when
 py3langid (an independent judge, not the server's detector), choosing among
 the languages of the set's queries, reads it in the query's language and its
 citations include the document that holds the answer.
 Model calls and tokens per query come from the server's own Prometheus counters.
 
-    python bench/summary_quality.py [--split test] [--limit N] [--modes summary]
+    python bench/summary_quality.py [--split dev|test|holdout] [--limit N] [--modes summary]
         [--markdown FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,7 +26,7 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.search_quality import SET, eval_settings, load_set  # noqa: E402
+from bench.search_quality import SPLITS, eval_settings, load_split  # noqa: E402
 from tests.conftest import ServerThread  # noqa: E402
 from xling.clients import Client  # noqa: E402
 from xling.v1 import search_pb2  # noqa: E402
@@ -48,7 +48,7 @@ def counters(server: ServerThread) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--split", default="test", choices=["dev", "test"])
+    parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--limit", type=int, default=0, help="first N queries of the split")
     parser.add_argument("--ids", default="", help="comma-separated query ids of the split only")
     parser.add_argument(
@@ -57,15 +57,14 @@ def main() -> None:
     parser.add_argument("--embedder", default="")
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
-    documents, queries = load_set()
+    documents, queries = load_split(args.split)
     # Among all 97 of its languages, py3langid reads a short Arabic answer as
     # Egyptian Arabic and "90 dias" as Extremaduran.
     judge = LanguageIdentifier.from_model_file(MODEL_FILE)
     judge.set_languages(sorted({q["language"] for q in queries}))
-    wanted = set(json.loads((SET / "splits.json").read_text())[args.split])
     if args.ids:
-        wanted &= set(args.ids.split(","))
-    queries = [q for q in queries if q["id"] in wanted][: args.limit or None]
+        queries = [q for q in queries if q["id"] in args.ids.split(",")]
+    queries = queries[: args.limit or None]
     settings = eval_settings(args.embedder)
     server = ServerThread(settings)
     proto_docs = [
@@ -108,8 +107,9 @@ def main() -> None:
     server.stop()
     table = "\n".join(
         [
-            f"Split {args.split} of tests/data/retrieval, embedder {settings.embedder}, model "
-            f"{model}, summary over the best {settings.summary_passages} documents "
+            f"Split {args.split} of tests/data/retrieval ({len(documents)} documents), "
+            f"embedder {settings.embedder}, model {model}, summary over the best "
+            f"{settings.summary_passages} documents "
             f"within {settings.summary_score_margin} of the best score, rerank of "
             f"the top {settings.resolved_rerank_candidates} with weight "
             f"{settings.resolved_rerank_weight}.",
