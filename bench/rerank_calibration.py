@@ -8,7 +8,9 @@ each weight on a grid. The queries are split by cluster (splits.json): the
 weight is chosen on ``dev`` only: among the weights whose R@1 is at least dense
 retrieval's and that push no answer out of the top 3, those with the best mean
 reciprocal rank form a plateau, and its middle is kept (a weight at the
-plateau's edge is one query away from a loss). ``test`` is reported as held out.
+plateau's edge is one query away from a loss). ``test`` is reported as held
+out, and so is ``holdout``: 20 clusters written after the weight was chosen,
+searched among their documents and the main set's.
 
     python bench/rerank_calibration.py [--cache FILE] [--embedder NAME] [--markdown FILE]
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.search_quality import SET, eval_settings, load_set  # noqa: E402
+from bench.search_quality import SPLITS, eval_settings, load_split  # noqa: E402
 from tests.conftest import ServerThread  # noqa: E402
 from xling.index.chunking import with_title  # noqa: E402
 from xling.service.config import Settings  # noqa: E402
@@ -39,20 +41,28 @@ WEIGHTS = [round(0.05 * i, 2) for i in range(21)]
 def collect(cache: Path, embedder: str, candidates: int) -> dict:  # type: ignore[type-arg]
     """Per query: the candidates' document ids, retrieval scores and judged relevance."""
     collected = json.loads(cache.read_text()) if cache.is_file() else {}
-    documents, queries = load_set()
-    missing = [q for q in queries if q["id"] not in collected]
+    # Dev and test share one collection; holdout's is larger.
+    collections = {name: "holdout" if name == "holdout" else "eval" for name in SPLITS}
+    splits = {name: load_split(name) for name in SPLITS}
+    missing = [
+        (collections[name], query)
+        for name, (_, queries) in splits.items()
+        for query in queries
+        if query["id"] not in collected
+    ]
     if not missing:
         return collected
     settings = eval_settings(embedder)
     server = ServerThread(settings)
     runtime = server.server.runtime
     reranker = FACTORIES["pointwise"](runtime.chat_model)
-    server.run(runtime.search.index("eval", documents))
-    for number, query in enumerate(missing, 1):
+    for collection, (documents, _) in {collections[n]: s for n, s in splits.items()}.items():
+        server.run(runtime.search.index(collection, documents))
+    for number, (collection, query) in enumerate(missing, 1):
         started = time.perf_counter()
         result = server.run(
             runtime.search.search(
-                SearchQuery("eval", query["query"], top_k=candidates), deadline=None
+                SearchQuery(collection, query["query"], top_k=candidates), deadline=None
             )
         )
         passages = [
@@ -120,22 +130,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cache", type=Path, default=ROOT / ".bench" / "rerank_judged.json")
     parser.add_argument("--embedder", default="")
-    parser.add_argument("--candidates", type=int, default=8)
+    parser.add_argument("--candidates", type=int, default=3)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     args.cache.parent.mkdir(parents=True, exist_ok=True)
     embedder = args.embedder or Settings.model_fields["embedder"].default
     collected = collect(args.cache, embedder, args.candidates)
-    _, queries = load_set()
-    splits = json.loads((SET / "splits.json").read_text())
-    by_split = {
-        name: [q for q in queries if q["id"] in set(splits[name])] for name in ("dev", "test")
-    }
+    by_split = {name: load_split(name)[1] for name in SPLITS}
     chosen = fit(collected, by_split["dev"])
     lines = [
         f"Embedder {embedder}, top {args.candidates} candidates, judged pointwise by the local "
         f"model; the weight is fitted on dev ({len(by_split['dev'])} queries) and held out on "
-        f"test ({len(by_split['test'])}). Chosen weight: {chosen}. Judge time "
+        f"test ({len(by_split['test'])}) and holdout ({len(by_split['holdout'])}). Chosen "
+        f"weight: {chosen}. Judge time "
         f"{sum(v['judge_s'] for v in collected.values()) / len(collected):.1f} s a query.",
         "",
         "| split | order | R@1 | R@3 | MRR | answers pushed out of the top 3 |",
