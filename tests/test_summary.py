@@ -100,3 +100,54 @@ def test_an_answer_in_another_language_is_translated_with_its_numbers_as_written
     ]
     assert translation["segments"][0]["text"] == german
     assert translation["target_language"] == "English"
+
+
+def test_citations_are_checked_against_the_answer_as_the_model_wrote_it(
+    tea_server: ServerThread, fake: FakeMistralServer
+) -> None:
+    """Translated into the asker's language, an answer drew nearer a distractor in
+    that language than the foreign passage it restates; attribution reads the
+    model's own words."""
+    with Client(tea_server.target, timeout=60) as client:
+        client.index_documents(
+            "brew",
+            [
+                search_pb2.Document(
+                    id="black-en",
+                    text="Black tea is best brewed with boiling water, at 100 degrees.",
+                    language_code="en",
+                ),
+                search_pb2.Document(
+                    id="green-de",
+                    text="Grüntee brüht man am besten mit Wasser von etwa 80 Grad auf.",
+                    language_code="de",
+                ),
+            ],
+        )
+    fake.reset()
+    german = "Grüner Tee wird am besten mit Wasser von etwa 80 Grad aufgebrüht."
+    english = "Green tea is best brewed with water at about 80 degrees."
+    fake.set_default(
+        chat(
+            search_model(
+                translate=lambda text: english if text == german else text,
+                # Out of habit, the first passage.
+                answer=lambda question, ids: {"answer": german, "citations": ids[:1]},
+            )
+        )
+    )
+    runtime = tea_server.server.runtime
+    pipeline = SearchPipeline(
+        collections=runtime.search.collections, embedder=runtime.embedder,
+        detector=runtime.detector, executor=runtime.executor, model=runtime.chat_model,
+        reranker=PointwiseReranker(runtime.chat_model), translation=runtime.translation,
+        summary_score_margin=None,
+    )  # fmt: skip
+    result = tea_server.run(
+        pipeline.search(SearchQuery("brew", QUESTION, top_k=2, summarize=True), deadline=None)
+    )
+    (request,) = summary_requests(fake)
+    assert [p["id"] for p in request["passages"]] == ["black-en", "green-de"]
+    assert result.summary is not None
+    assert result.summary.text == english
+    assert result.summary.citations == ["green-de"]

@@ -229,6 +229,10 @@ class SearchPipeline:
             self._model, query.query, passages, language_code=language,
             timeout_s=_remaining(deadline),
         )  # fmt: skip
+        # Attributed as the model wrote it: translated into the asker's language, the
+        # answer drew near a distractor in that language rather than the passage it
+        # restates (the embedder's same-language pull).
+        answer = await attribute(self._embedder, answer, passages)
         written_in = await self._detect(answer.text)
         if written_in not in (language, UNDETERMINED):
             # Small models drift into a passage's language; the translator brings it back.
@@ -243,7 +247,7 @@ class SearchPipeline:
             )
             if translated.translated_text:
                 answer = judge.Answer(translated.translated_text, answer.citations)
-        result.summary = await attribute(self._embedder, answer, passages)
+        result.summary = answer
 
     def _summary_floor(self, hits: list[Hit]) -> float:
         """The least retrieval score a hit below the first needs to reach the summary."""
