@@ -230,10 +230,10 @@ class Settings(BaseSettings):
         0.03,
         ge=0,
         description="Hits whose embedding similarity is more than this below the best hit's "
-        "stay out of the summary, so it rests on the best passage unless retrieval cannot "
-        "tell the next from it: the local model cited lower passages as readily as the best "
-        "one, and wrongly 3 times in 4 (docs/search.md). Applies when retrieval is dense "
-        "only. Empty: no margin.",
+        "stay out of the summary, so it rests on the best passage unless the next is a "
+        "near-tie: shown lower passages, the local model cited a wrong one more often than a "
+        "right one (docs/search.md). 0: the best passage only. Applies when retrieval is "
+        "dense only. Empty: no margin.",
     )
     dense_weight: float = Field(1.0, ge=0, description="Weight of embedding retrieval in fusion.")
     lexical_weight: float = Field(
