@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from xling.clients import Client
+from xling.service.search.judge import SUMMARY_FREQUENCY_PENALTY
 from xling.service.search.pipeline import SearchPipeline, SearchQuery
 from xling.service.search.rerankers.pointwise import PointwiseReranker
 from xling.v1 import search_pb2
@@ -100,6 +101,23 @@ def test_an_answer_in_another_language_is_translated_with_its_numbers_as_written
     ]
     assert translation["segments"][0]["text"] == german
     assert translation["target_language"] == "English"
+
+
+def test_only_the_summary_asks_the_model_not_to_repeat_itself(
+    tea_server: ServerThread, fake: FakeMistralServer
+) -> None:
+    """A loop ("Salmon, salmon, ...") is a summary's failure; a translation must
+    be free to repeat what its source repeats."""
+    fake.reset()
+    fake.set_default(chat(answer_with("Für grünen Tee nimmt man Wasser mit etwa 80 Grad.")))
+    with Client(tea_server.target, timeout=60) as client:
+        client.search("tea", QUESTION, top_k=2, summarize=True)
+    penalties = {
+        "summary" if "question" in r.user_text else "translation": r.fields.get("frequency_penalty")
+        for r in fake.requests_to()
+        if r.user_text
+    }
+    assert penalties == {"summary": SUMMARY_FREQUENCY_PENALTY, "translation": None}
 
 
 def test_citations_are_checked_against_the_answer_as_the_model_wrote_it(

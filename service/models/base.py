@@ -48,10 +48,13 @@ class ChatModel(Protocol):
         max_tokens: int = 1024,
         timeout_s: float | None = None,
         top_logprobs: int = 0,
+        frequency_penalty: float = 0.0,
     ) -> ChatResult:
         """One completion. With ``json_schema`` the reply is JSON that the
         backend constrains to the schema where it can (the caller still validates).
-        With ``top_logprobs`` > 0 the result carries token probabilities."""
+        With ``top_logprobs`` > 0 the result carries token probabilities. A
+        ``frequency_penalty`` > 0 lowers the odds of tokens the reply has already
+        used, in proportion to how often."""
         ...
 
     async def aclose(self) -> None:

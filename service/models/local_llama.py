@@ -164,6 +164,7 @@ class LocalChatModel:
         max_tokens: int = 1024,
         timeout_s: float | None = None,
         top_logprobs: int = 0,
+        frequency_penalty: float = 0.0,
     ) -> ChatResult:
         request: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -172,6 +173,8 @@ class LocalChatModel:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if frequency_penalty:
+            request["frequency_penalty"] = frequency_penalty
         if top_logprobs:
             request["logprobs"] = True
             request["top_logprobs"] = top_logprobs

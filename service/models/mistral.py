@@ -69,6 +69,7 @@ class MistralChatModel:
         max_tokens: int = 1024,
         timeout_s: float | None = None,
         top_logprobs: int = 0,
+        frequency_penalty: float = 0.0,
     ) -> ChatResult:
         request: dict[str, Any] = {
             "model": self.model,
@@ -81,6 +82,8 @@ class MistralChatModel:
                 "type": "json_schema",
                 "json_schema": {"name": "reply", "schema": json_schema, "strict": True},
             }
+        if frequency_penalty:
+            request["frequency_penalty"] = frequency_penalty
         if top_logprobs:
             request["logprobs"] = True
             request["top_logprobs"] = top_logprobs

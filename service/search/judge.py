@@ -24,6 +24,7 @@ PASSAGE_CHARS = 600
 MIN_ANSWER_CHARS = 12
 # Ends a reply that loops before max_tokens cuts it into invalid JSON.
 MAX_ANSWER_CHARS = 500
+SUMMARY_FREQUENCY_PENALTY = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,9 @@ async def summarize(
         # Greedy: a summary restates a fact, and sampling let the local model pick
         # the wrong one of two close numbers on some runs and not others.
         temperature=0.0,
+        # Greedy decoding let the 1.5B model loop ("Salmon, salmon, ...") until the
+        # length cap; 0.3 stopped that and left other summaries word for word.
+        frequency_penalty=SUMMARY_FREQUENCY_PENALTY,
         max_tokens=400,
         timeout_s=timeout_s,
     )
