@@ -54,6 +54,17 @@ def answer_with(text: str) -> Callable[[RecordedRequest], str]:
     )
 
 
+def without_margin(server: ServerThread) -> SearchPipeline:
+    """``server``'s search pipeline with no summary margin: every hit reaches the summary."""
+    runtime = server.server.runtime
+    return SearchPipeline(
+        collections=runtime.search.collections, embedder=runtime.embedder,
+        detector=runtime.detector, executor=runtime.executor, model=runtime.chat_model,
+        reranker=PointwiseReranker(runtime.chat_model), translation=runtime.translation,
+        summary_score_margin=None,
+    )  # fmt: skip
+
+
 def test_a_passage_far_below_the_best_stays_out_of_the_summary(
     tea_server: ServerThread, fake: FakeMistralServer
 ) -> None:
@@ -70,15 +81,10 @@ def test_a_passage_far_below_the_best_stays_out_of_the_summary(
     # Without the margin the same search shows the model both passages.
     fake.reset()
     fake.set_default(chat(answer_with("Green tea wants water at about 80 degrees.")))
-    runtime = tea_server.server.runtime
-    unfiltered = SearchPipeline(
-        collections=runtime.search.collections, embedder=runtime.embedder,
-        detector=runtime.detector, executor=runtime.executor, model=runtime.chat_model,
-        reranker=PointwiseReranker(runtime.chat_model), translation=runtime.translation,
-        summary_score_margin=None,
-    )  # fmt: skip
     tea_server.run(
-        unfiltered.search(SearchQuery("tea", QUESTION, top_k=2, summarize=True), deadline=None)
+        without_margin(tea_server).search(
+            SearchQuery("tea", QUESTION, top_k=2, summarize=True), deadline=None
+        )
     )
     (request,) = summary_requests(fake)
     assert [p["id"] for p in request["passages"]] == ["tea", "marathon"]
@@ -154,15 +160,10 @@ def test_citations_are_checked_against_the_answer_as_the_model_wrote_it(
             )
         )
     )
-    runtime = tea_server.server.runtime
-    pipeline = SearchPipeline(
-        collections=runtime.search.collections, embedder=runtime.embedder,
-        detector=runtime.detector, executor=runtime.executor, model=runtime.chat_model,
-        reranker=PointwiseReranker(runtime.chat_model), translation=runtime.translation,
-        summary_score_margin=None,
-    )  # fmt: skip
     result = tea_server.run(
-        pipeline.search(SearchQuery("brew", QUESTION, top_k=2, summarize=True), deadline=None)
+        without_margin(tea_server).search(
+            SearchQuery("brew", QUESTION, top_k=2, summarize=True), deadline=None
+        )
     )
     (request,) = summary_requests(fake)
     assert [p["id"] for p in request["passages"]] == ["black-en", "green-de"]
